@@ -1,0 +1,1 @@
+//! Daemonizing (double fork) and the pid file.

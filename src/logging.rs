@@ -1,0 +1,1 @@
+//! nutcracker-style log lines to stderr or a file that SIGHUP reopens.

@@ -1,0 +1,1 @@
+//! The data plane: workers, listeners, client sessions and server connections.

@@ -1,0 +1,1 @@
+//! The stats table: one declaration of every pool and server counter.
