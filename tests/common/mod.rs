@@ -1,0 +1,247 @@
+//! Test harness: real memcached, redis-server, nutcracker and rustcracker
+//! processes on loopback ports picked at run time. Every process is killed
+//! when its guard drops.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// The rustcracker binary cargo built for this test run.
+pub fn rustcracker_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rustcracker"))
+}
+
+/// Debian's nutcracker 0.5.0, the oracle.
+pub fn nutcracker_bin() -> PathBuf {
+    PathBuf::from("/usr/sbin/nutcracker")
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback TCP port that was free a moment ago. Ports come from 20000..32000
+/// (below Linux's ephemeral range, so outgoing connections never take them),
+/// spread by process id so parallel test binaries rarely collide.
+pub fn free_port() -> u16 {
+    if NEXT_PORT.load(Ordering::Relaxed) == 0 {
+        let seed = 20000 + (std::process::id() % 1100) as u16 * 10;
+        let _ = NEXT_PORT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    loop {
+        let mut port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        if port >= 32000 {
+            NEXT_PORT.store(20000, Ordering::Relaxed);
+            port = 20000;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 10 s");
+}
+
+/// Waits until a unix socket at `path` accepts connections.
+pub fn wait_for_unix(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on {} after 10 s", path.display());
+}
+
+/// A child process killed on drop.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real memcached on a loopback port (or unix socket).
+pub struct Memcached {
+    pub port: u16,
+    pub socket: Option<PathBuf>,
+    pub process: Process,
+}
+
+impl Memcached {
+    pub fn start() -> Memcached {
+        let port = free_port();
+        let child = Command::new("memcached")
+            .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-t", "1", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached is installed (apt-get install memcached)");
+        wait_for_port(port);
+        Memcached {
+            port,
+            socket: None,
+            process: Process { child, name: format!("memcached:{port}") },
+        }
+    }
+
+    /// memcached listening on a unix socket only.
+    pub fn start_unix(path: &Path) -> Memcached {
+        let child = Command::new("memcached")
+            .args(["-u", "root", "-t", "1", "-s"])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached is installed");
+        wait_for_unix(path);
+        Memcached {
+            port: 0,
+            socket: Some(path.to_path_buf()),
+            process: Process { child, name: format!("memcached:{}", path.display()) },
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends raw bytes directly to this memcached and reads until the reply ends with `until`.
+    pub fn direct(&self, request: &[u8], until: &[u8]) -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(request).unwrap();
+        read_until_suffix(&mut s, until, Duration::from_secs(10))
+    }
+}
+
+/// A real redis-server on a loopback port, no persistence.
+pub struct Redis {
+    pub port: u16,
+    pub process: Process,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port"])
+            .arg(port.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        wait_for_port(port);
+        Redis { port, process: Process { child, name: format!("redis:{port}") } }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Which proxy binary to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Nutcracker,
+    Rustcracker,
+}
+
+/// A running proxy with its config in a temporary directory.
+pub struct Proxy {
+    pub flavor: Flavor,
+    pub dir: tempfile::TempDir,
+    pub stats_port: u16,
+    pub process: Process,
+}
+
+impl Proxy {
+    /// Writes `config` to a temp dir and starts the proxy with it; waits until
+    /// `wait_port` (a pool's listen port) accepts connections.
+    pub fn start(flavor: Flavor, config: &str, wait_port: u16, extra_args: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("nutcracker.yml");
+        std::fs::write(&conf, config).unwrap();
+        let stats_port = free_port();
+        let bin = match flavor {
+            Flavor::Nutcracker => nutcracker_bin(),
+            Flavor::Rustcracker => rustcracker_bin(),
+        };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-s"])
+            .arg(stats_port.to_string())
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_for_port(wait_port);
+        Proxy { flavor, dir, stats_port, process: Process { child, name: format!("{flavor:?}") } }
+    }
+}
+
+/// Reads from `s` until the bytes read end with `suffix` (or time runs out).
+pub fn read_until_suffix(s: &mut TcpStream, suffix: &[u8], timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !out.ends_with(suffix) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Reads whatever arrives until the peer is quiet for `quiet`, or closes
+/// (the flag says whether it closed).
+pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    s.set_read_timeout(Some(quiet)).unwrap();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return (out, false)
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
