@@ -1,0 +1,465 @@
+//! Request parsing (client → proxy).
+//!
+//! Framing follows nutcracker 0.5.0 (spec §5.1): a command line ends at `\r\n` only, a bare `\n`
+//! inside a key is part of the key, leading spaces are skipped, fields are separated by one or more
+//! spaces, command names are exact lower-case words, keys are 1..=250 bytes.
+//!
+//! Where nutcracker would close the connection silently, we answer what memcached 1.6.18 answers
+//! to the same line (each reply below was checked against a real memcached), and keep the
+//! connection whenever that is safe. The exceptions, where we close after the reply:
+//! * storage command lines that memcached rejects: memcached does not skip the data block after
+//!   such a line, it runs the value bytes as commands; we refuse to, so we close;
+//! * a data block not followed by `\r\n` (`CLIENT_ERROR bad data chunk`): framing is lost;
+//! * a `\r` not followed by `\n` in a command line: framing is lost;
+//! * over-long lines (see [`MAX_LINE_LEN`]) and binary-protocol packets.
+
+use smallvec::SmallVec;
+
+use crate::command::Command;
+use crate::number::{is_signed_digits, parse_i64, parse_u64};
+use crate::reply;
+
+/// The longest key memcached accepts.
+pub const MAX_KEY_LEN: usize = 250;
+
+/// memcached closes a connection, without a reply, when 2048 bytes arrive without a line end and
+/// the line is not a `get`/`gets` (memcached's `try_read_command_ascii`). We apply the same bound
+/// to the position of the line's `\r`, measured from the start of the request (leading spaces
+/// included), so the verdict does not depend on how the bytes were split into reads.
+pub const MAX_LINE_LEN: usize = 2048;
+
+/// Retrieval lines (`get gets gat gats`) may carry any number of keys (nutcracker has no limit;
+/// memcached grows its buffer for them). We still stop at 16 MiB so that a client sending keys
+/// forever without `\r\n` cannot grow the buffer forever: beyond it the connection is closed.
+/// A single token longer than [`MAX_LINE_LEN`] in a retrieval line also closes (after
+/// `CLIENT_ERROR bad command line format`), whether or not its line is complete.
+pub const MAX_RETRIEVAL_LINE_LEN: usize = 16 << 20;
+
+/// The largest `<bytes>` memcached accepts in a storage command (`INT_MAX - 2`); larger values
+/// get `CLIENT_ERROR bad command line format`.
+pub const MAX_VALUE_LEN: u64 = 2_147_483_645;
+
+/// The most arguments (after the command name) any non-retrieval command can have (`cas`).
+const MAX_ARGS: usize = 6;
+
+/// The byte range of one key within the request buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyRange {
+    /// Offset of the key's first byte.
+    pub start: u32,
+    /// Offset one past the key's last byte.
+    pub end: u32,
+}
+
+impl KeyRange {
+    /// The key's bytes as a `usize` range, for slicing the request buffer.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// The key's length in bytes.
+    pub fn len(&self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
+
+    /// Whether the range is empty (never true for a parsed key).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn new(start: usize, end: usize) -> Option<KeyRange> {
+        Some(KeyRange {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+}
+
+/// A complete, valid request at the start of the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The command.
+    pub command: Command,
+    /// Bytes of this request, including leading spaces, the data block and the final `\r\n`.
+    pub len: usize,
+    /// Byte ranges of the keys within the buffer, in request order, duplicates kept: one for
+    /// single-key commands, one or more for retrievals, none for `version` and `quit`.
+    pub keys: SmallVec<[KeyRange; 4]>,
+    /// The request ends with the `noreply` token: memcached will send nothing back.
+    pub noreply: bool,
+}
+
+impl Request {
+    /// The bytes of the `index`-th key, given the buffer the request was parsed from.
+    pub fn key<'a>(&self, buf: &'a [u8], index: usize) -> Option<&'a [u8]> {
+        buf.get(self.keys.get(index)?.range())
+    }
+
+    /// The first key (the routing key of single-key commands), if any.
+    pub fn first_key<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        self.key(buf, 0)
+    }
+}
+
+/// A request the proxy answers itself instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidRequest {
+    /// Bytes to discard from the front of the buffer (at least 1, at most the buffer length).
+    pub len: usize,
+    /// The reply to send, in order with the replies of earlier requests. May be empty: memcached
+    /// suppresses error replies of commands ending in `noreply`, and closes silently on over-long
+    /// lines.
+    pub reply: &'static [u8],
+    /// Close the connection after writing `reply` (and all earlier replies).
+    pub close: bool,
+}
+
+/// The result of [`parse_request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestParse {
+    /// More bytes are needed. `needed`, when known, is the total buffer length required before
+    /// parsing can make progress (e.g. a storage command's header is parsed and its data block is
+    /// pending), so the caller can skip re-parsing until that many bytes are buffered.
+    Incomplete {
+        /// Total buffer length needed, when known.
+        needed: Option<usize>,
+    },
+    /// A complete request.
+    Request(Request),
+    /// A request answered locally; see [`InvalidRequest`].
+    Invalid(InvalidRequest),
+}
+
+const INCOMPLETE: RequestParse = RequestParse::Incomplete { needed: None };
+
+fn invalid(len: usize, reply: &'static [u8], close: bool) -> RequestParse {
+    RequestParse::Invalid(InvalidRequest { len, reply, close })
+}
+
+/// Drops everything and closes without a reply.
+fn close_silently(buf: &[u8]) -> RequestParse {
+    invalid(buf.len().max(1), b"", true)
+}
+
+/// memcached does not send error replies for commands ending in `noreply`.
+fn unless_noreply(noreply: bool, reply: &'static [u8]) -> &'static [u8] {
+    if noreply {
+        b""
+    } else {
+        reply
+    }
+}
+
+/// Iterates the space-separated tokens of `buf[from..to]`, as absolute `(start, end)` offsets.
+fn tokens(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut pos = from;
+    std::iter::from_fn(move || {
+        while buf.get(pos) == Some(&b' ') && pos < to {
+            pos += 1;
+        }
+        if pos >= to {
+            return None;
+        }
+        let start = pos;
+        while pos < to && buf.get(pos).is_some_and(|&b| b != b' ') {
+            pos += 1;
+        }
+        Some((start, pos))
+    })
+}
+
+/// Parses one request from the front of `buf`. Never allocates unless a retrieval has more than
+/// four keys.
+pub fn parse_request(buf: &[u8]) -> RequestParse {
+    let Some(&first) = buf.first() else {
+        return INCOMPLETE;
+    };
+    // Binary protocol (request magic 0x80). memcached would answer in binary; we do not speak it
+    // and an ASCII error would only confuse a binary client, so we close without a reply, as
+    // nutcracker does.
+    if first == 0x80 {
+        return close_silently(buf);
+    }
+
+    // The command word: after leading spaces, up to a space or `\r`.
+    let start = buf.iter().position(|&b| b != b' ').unwrap_or(buf.len());
+    let cmd_end = buf
+        .iter()
+        .skip(start)
+        .position(|&b| b == b' ' || b == b'\r')
+        .map(|p| start + p);
+    let cmd_end = match cmd_end {
+        Some(end) if end <= MAX_LINE_LEN => end,
+        Some(_) => return close_silently(buf),
+        None if buf.len() > MAX_LINE_LEN => return close_silently(buf),
+        None => return INCOMPLETE,
+    };
+    let command = buf.get(start..cmd_end).and_then(Command::from_name);
+    let retrieval = command.is_some_and(Command::is_retrieval);
+    let limit = if retrieval {
+        MAX_RETRIEVAL_LINE_LEN
+    } else {
+        MAX_LINE_LEN
+    };
+
+    // The line end: the first `\r`, which must be followed by `\n`.
+    let rest = buf.get(cmd_end..).unwrap_or_default();
+    let Some(cr) = memchr::memchr(b'\r', rest).map(|p| cmd_end + p) else {
+        if buf.len() > limit {
+            return close_silently(buf);
+        }
+        if retrieval && tokens(buf, cmd_end, buf.len()).any(|(s, e)| e - s > MAX_LINE_LEN) {
+            return invalid(buf.len(), reply::BAD_COMMAND_LINE, true);
+        }
+        return INCOMPLETE;
+    };
+    if cr > limit {
+        return close_silently(buf);
+    }
+    match buf.get(cr + 1) {
+        None => return INCOMPLETE,
+        Some(b'\n') => {}
+        // A lone `\r`: nutcracker rejects it; memcached would make it part of a token, which we
+        // cannot forward (keys never contain `\r`). The line end is unknown, so close.
+        Some(_) => return invalid(cr + 2, reply::BAD_COMMAND_LINE, true),
+    }
+    let line_len = cr + 2;
+
+    let Some(command) = command else {
+        // Unknown, unsupported, upper-case or empty command: memcached says ERROR and goes on.
+        return invalid(line_len, reply::ERROR, false);
+    };
+    let line = Line {
+        buf,
+        command,
+        args_start: cmd_end,
+        args_end: cr,
+        line_len,
+    };
+    match command {
+        Command::Get | Command::Gets | Command::Gat | Command::Gats => line.retrieval(),
+        Command::Set
+        | Command::Add
+        | Command::Replace
+        | Command::Append
+        | Command::Prepend
+        | Command::Cas => line.storage(),
+        Command::Incr | Command::Decr | Command::Touch => line.key_and_number(),
+        Command::Delete => line.delete(),
+        Command::Version | Command::Quit => line.request(SmallVec::new(), false, line_len),
+    }
+}
+
+/// A complete command line of a known command.
+struct Line<'a> {
+    buf: &'a [u8],
+    command: Command,
+    /// Offset just after the command name.
+    args_start: usize,
+    /// Offset of the line's `\r`.
+    args_end: usize,
+    /// Length of the line including leading spaces and `\r\n`.
+    line_len: usize,
+}
+
+impl Line<'_> {
+    fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
+        self.buf.get(start..end).unwrap_or_default()
+    }
+
+    fn request(&self, keys: SmallVec<[KeyRange; 4]>, noreply: bool, len: usize) -> RequestParse {
+        RequestParse::Request(Request {
+            command: self.command,
+            len,
+            keys,
+            noreply,
+        })
+    }
+
+    /// Collects up to [`MAX_ARGS`] arguments; `None` if there are more.
+    fn args(&self) -> Option<([(usize, usize); MAX_ARGS], usize)> {
+        let mut args = [(0, 0); MAX_ARGS];
+        let mut count = 0;
+        for token in tokens(self.buf, self.args_start, self.args_end) {
+            *args.get_mut(count)? = token;
+            count += 1;
+        }
+        Some((args, count))
+    }
+
+    /// Whether the last of `args` is the exact token `noreply`, as memcached's
+    /// `set_noreply_maybe` decides it. Any other optional last token is ignored by memcached.
+    fn noreply(&self, args: &[(usize, usize)], optional_at: usize) -> bool {
+        args.len() > optional_at
+            && args
+                .last()
+                .is_some_and(|&token| self.bytes(token) == b"noreply")
+    }
+
+    /// `get`/`gets <key>+`, `gat`/`gats <exptime> <key>+`.
+    fn retrieval(&self) -> RequestParse {
+        if tokens(self.buf, self.args_start, self.args_end).any(|(s, e)| e - s > MAX_LINE_LEN) {
+            // Closes whether or not the line is complete (see MAX_RETRIEVAL_LINE_LEN).
+            return invalid(self.line_len, reply::BAD_COMMAND_LINE, true);
+        }
+        let mut tokens = tokens(self.buf, self.args_start, self.args_end);
+        if self.command.is_touching_retrieval() {
+            let Some(exptime) = tokens.next() else {
+                // memcached: fewer than 3 tokens → ERROR.
+                return invalid(self.line_len, reply::ERROR, false);
+            };
+            if parse_i64(self.bytes(exptime)).is_none() {
+                return invalid(self.line_len, reply::INVALID_EXPTIME, false);
+            }
+        }
+        let mut keys = SmallVec::new();
+        let mut too_long = false;
+        for (start, end) in tokens {
+            too_long |= end - start > MAX_KEY_LEN;
+            match KeyRange::new(start, end) {
+                Some(key) => keys.push(key),
+                None => return close_silently(self.buf),
+            }
+        }
+        if too_long {
+            // memcached drops the VALUE blocks it had prepared and sends only this.
+            return invalid(self.line_len, reply::BAD_COMMAND_LINE, false);
+        }
+        if keys.is_empty() {
+            return if self.command.is_touching_retrieval() {
+                // `gat 10` has the 3 tokens memcached wants, then no key: it answers END.
+                invalid(self.line_len, reply::END, false)
+            } else {
+                // `get` / `get ` : fewer than 3 tokens → ERROR.
+                invalid(self.line_len, reply::ERROR, false)
+            };
+        }
+        self.request(keys, false, self.line_len)
+    }
+
+    /// `set|add|replace|append|prepend <key> <flags> <exptime> <bytes> [noreply]`,
+    /// `cas <key> <flags> <exptime> <bytes> <cas> [noreply]`, then `<data>\r\n`.
+    ///
+    /// Every rejection closes: memcached would not skip the data block and would run the value
+    /// bytes as commands. Numbers are checked against memcached's own limits so that anything we
+    /// forward has its data block consumed by memcached as data.
+    fn storage(&self) -> RequestParse {
+        let required = if self.command == Command::Cas { 5 } else { 4 };
+        let Some((all, count)) = self.args() else {
+            return invalid(self.line_len, reply::ERROR, true);
+        };
+        let args = all.get(..count).unwrap_or_default();
+        if count != required && count != required + 1 {
+            return invalid(self.line_len, reply::ERROR, true);
+        }
+        let noreply = self.noreply(args, required);
+        let bad = invalid(
+            self.line_len,
+            unless_noreply(noreply, reply::BAD_COMMAND_LINE),
+            true,
+        );
+        let field = |i: usize| args.get(i).map_or(&[][..], |&t| self.bytes(t));
+        let key = field(0);
+        if key.len() > MAX_KEY_LEN
+            || parse_u64(field(1)).is_none()
+            || parse_i64(field(2)).is_none()
+            || (self.command == Command::Cas && parse_u64(field(4)).is_none())
+        {
+            return bad;
+        }
+        let Some(bytes) = parse_u64(field(3)).filter(|&n| n <= MAX_VALUE_LEN) else {
+            return bad;
+        };
+        let (Some(&(start, end)), Ok(bytes)) = (args.first(), usize::try_from(bytes)) else {
+            return bad;
+        };
+        let Some(key) = KeyRange::new(start, end) else {
+            return bad;
+        };
+        let Some(total) = self
+            .line_len
+            .checked_add(bytes)
+            .and_then(|n| n.checked_add(2))
+        else {
+            return bad;
+        };
+        if self.buf.len() < total {
+            return RequestParse::Incomplete {
+                needed: Some(total),
+            };
+        }
+        if self.buf.get(total - 2..total) != Some(b"\r\n") {
+            // memcached: `CLIENT_ERROR bad data chunk` (silent with noreply). It then reads
+            // on from an arbitrary point; we close.
+            return invalid(total, unless_noreply(noreply, reply::BAD_DATA_CHUNK), true);
+        }
+        self.request(SmallVec::from_elem(key, 1), noreply, total)
+    }
+
+    /// `incr|decr <key> <delta> [noreply]`, `touch <key> <exptime> [noreply]`.
+    ///
+    /// The number follows nutcracker (`-`? digits, forwarded as is: memcached answers e.g.
+    /// `incr k -1` with `CLIENT_ERROR invalid numeric delta argument`); anything else gets
+    /// memcached's reply locally. A 4th token other than `noreply` is ignored, as memcached does.
+    fn key_and_number(&self) -> RequestParse {
+        let Some((all, count)) = self.args() else {
+            return invalid(self.line_len, reply::ERROR, false);
+        };
+        let args = all.get(..count).unwrap_or_default();
+        if count != 2 && count != 3 {
+            return invalid(self.line_len, reply::ERROR, false);
+        }
+        let noreply = self.noreply(args, 2);
+        let (Some(&key), Some(&number)) = (args.first(), args.get(1)) else {
+            return invalid(self.line_len, reply::ERROR, false);
+        };
+        if key.1 - key.0 > MAX_KEY_LEN {
+            let reply = unless_noreply(noreply, reply::BAD_COMMAND_LINE);
+            return invalid(self.line_len, reply, false);
+        }
+        if !is_signed_digits(self.bytes(number)) {
+            let reply = if self.command == Command::Touch {
+                reply::INVALID_EXPTIME
+            } else {
+                reply::INVALID_DELTA
+            };
+            return invalid(self.line_len, unless_noreply(noreply, reply), false);
+        }
+        match KeyRange::new(key.0, key.1) {
+            Some(key) => self.request(SmallVec::from_elem(key, 1), noreply, self.line_len),
+            None => close_silently(self.buf),
+        }
+    }
+
+    /// `delete <key> [0] [noreply]`: memcached still accepts the legacy hold time `0`.
+    fn delete(&self) -> RequestParse {
+        let Some((all, count)) = self.args() else {
+            return invalid(self.line_len, reply::ERROR, false);
+        };
+        let args = all.get(..count).unwrap_or_default();
+        if !(1..=3).contains(&count) {
+            return invalid(self.line_len, reply::ERROR, false);
+        }
+        let noreply = self.noreply(args, 1);
+        if count > 1 {
+            let hold_is_zero = args.get(1).is_some_and(|&t| self.bytes(t) == b"0");
+            let valid = (count == 2 && (hold_is_zero || noreply))
+                || (count == 3 && hold_is_zero && noreply);
+            if !valid {
+                let reply = unless_noreply(noreply, reply::DELETE_USAGE);
+                return invalid(self.line_len, reply, false);
+            }
+        }
+        let Some(&(start, end)) = args.first() else {
+            return invalid(self.line_len, reply::ERROR, false);
+        };
+        if end - start > MAX_KEY_LEN {
+            let reply = unless_noreply(noreply, reply::BAD_COMMAND_LINE);
+            return invalid(self.line_len, reply, false);
+        }
+        match KeyRange::new(start, end) {
+            Some(key) => self.request(SmallVec::from_elem(key, 1), noreply, self.line_len),
+            None => close_silently(self.buf),
+        }
+    }
+}

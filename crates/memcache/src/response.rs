@@ -1,0 +1,230 @@
+//! Response parsing (memcached → proxy), spec §5.3.
+//!
+//! Recognised: a decimal number (incr/decr; trailing spaces allowed), zero or more
+//! `VALUE <key> <flags> <bytes> [<cas>]` blocks followed by `END` (one [`Response`] covers the
+//! whole retrieval reply), `STORED`, `NOT_STORED`, `EXISTS`, `NOT_FOUND`, `DELETED`, `TOUCHED`,
+//! `VERSION …`, `ERROR`, `CLIENT_ERROR …`, `SERVER_ERROR …`. Anything else is
+//! [`ResponseParse::Invalid`]: the proxy closes that server connection.
+
+/// A response line longer than this without `\r\n` is invalid, so a broken backend cannot grow the
+/// buffer forever. memcached's longest lines (a `VALUE` header with a 250-byte key and a cas, an
+/// error message) are far shorter.
+pub const MAX_RESPONSE_LINE_LEN: usize = 8192;
+
+/// What kind of reply a [`Response`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseKind {
+    /// A full retrieval reply: zero or more `VALUE` blocks, then `END`.
+    Values,
+    /// `STORED`
+    Stored,
+    /// `NOT_STORED`
+    NotStored,
+    /// `EXISTS`
+    Exists,
+    /// `NOT_FOUND`
+    NotFound,
+    /// `DELETED`
+    Deleted,
+    /// `TOUCHED`
+    Touched,
+    /// The new value after `incr`/`decr`.
+    Number,
+    /// `VERSION <version>`
+    Version,
+    /// `ERROR`
+    Error,
+    /// `CLIENT_ERROR <message>`
+    ClientError,
+    /// `SERVER_ERROR <message>`
+    ServerError,
+}
+
+impl ResponseKind {
+    /// `ERROR`, `CLIENT_ERROR …` or `SERVER_ERROR …`.
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            ResponseKind::Error | ResponseKind::ClientError | ResponseKind::ServerError
+        )
+    }
+}
+
+/// A complete response at the start of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// Bytes of this response, through its final `\r\n` (through `END\r\n` for retrievals).
+    pub len: usize,
+    /// The kind of reply.
+    pub kind: ResponseKind,
+}
+
+/// The result of [`parse_response`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseParse {
+    /// More bytes are needed; `needed`, when known, is the total buffer length required before
+    /// parsing can make progress (a `VALUE` data block is pending).
+    Incomplete {
+        /// Total buffer length needed, when known.
+        needed: Option<usize>,
+    },
+    /// A complete response.
+    Response(Response),
+    /// Not a memcached response: the server connection must be closed.
+    Invalid,
+}
+
+/// One line at `from`: `Ok(Some(cr))` with the offset of its `\r\n`, `Ok(None)` if incomplete,
+/// `Err(())` if malformed (lone `\r`, or too long).
+fn line_end(buf: &[u8], from: usize) -> Result<Option<usize>, ()> {
+    let rest = buf.get(from..).unwrap_or_default();
+    match memchr::memchr(b'\r', rest) {
+        Some(p) if p > MAX_RESPONSE_LINE_LEN => Err(()),
+        Some(p) => match rest.get(p + 1) {
+            Some(b'\n') => Ok(Some(from + p)),
+            Some(_) => Err(()),
+            None => Ok(None),
+        },
+        None if rest.len() > MAX_RESPONSE_LINE_LEN => Err(()),
+        None => Ok(None),
+    }
+}
+
+/// A parsed `VALUE` header line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValueHeader<'a> {
+    /// The key as sent by memcached.
+    pub key: &'a [u8],
+    /// Offset just past the whole block (header, data and `\r\n`).
+    pub block_end: usize,
+}
+
+/// The outcome of looking at one `VALUE` block at some offset.
+pub(crate) enum Block<'a> {
+    /// A complete block.
+    Complete(ValueHeader<'a>),
+    /// More bytes needed (total buffer length, when known).
+    Incomplete(Option<usize>),
+    /// Not a well-formed `VALUE` block.
+    Invalid,
+}
+
+fn is_digits(token: &[u8]) -> bool {
+    !token.is_empty() && token.iter().all(u8::is_ascii_digit)
+}
+
+/// Parses `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n` at `pos`.
+pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
+    let cr = match line_end(buf, pos) {
+        Ok(Some(cr)) => cr,
+        Ok(None) => return Block::Incomplete(None),
+        Err(()) => return Block::Invalid,
+    };
+    let line = buf.get(pos..cr).unwrap_or_default();
+    let Some(fields) = line.strip_prefix(b"VALUE ") else {
+        return Block::Invalid;
+    };
+    let mut tokens = fields.split(|&b| b == b' ').filter(|t| !t.is_empty());
+    let (Some(key), Some(flags), Some(bytes)) = (tokens.next(), tokens.next(), tokens.next())
+    else {
+        return Block::Invalid;
+    };
+    let cas = tokens.next();
+    if tokens.next().is_some() || !is_digits(flags) || !cas.is_none_or(is_digits) {
+        return Block::Invalid;
+    }
+    let Some(bytes) = (is_digits(bytes))
+        .then(|| std::str::from_utf8(bytes).ok()?.parse::<usize>().ok())
+        .flatten()
+    else {
+        return Block::Invalid;
+    };
+    let Some(data_end) = (cr + 2).checked_add(bytes) else {
+        return Block::Invalid;
+    };
+    let Some(block_end) = data_end.checked_add(2) else {
+        return Block::Invalid;
+    };
+    if buf.len() < block_end {
+        return Block::Incomplete(Some(block_end));
+    }
+    if buf.get(data_end..block_end) != Some(b"\r\n") {
+        return Block::Invalid;
+    }
+    Block::Complete(ValueHeader { key, block_end })
+}
+
+/// `line` is `word` alone or `word` followed by a space and free text.
+fn word_then_text(line: &[u8], word: &[u8]) -> bool {
+    line.strip_prefix(word)
+        .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&b' '))
+}
+
+fn complete(len: usize, kind: ResponseKind) -> ResponseParse {
+    ResponseParse::Response(Response { len, kind })
+}
+
+/// Parses one response from the front of `buf`.
+pub fn parse_response(buf: &[u8]) -> ResponseParse {
+    let cr = match line_end(buf, 0) {
+        Ok(Some(cr)) => cr,
+        Ok(None) => return ResponseParse::Incomplete { needed: None },
+        Err(()) => return ResponseParse::Invalid,
+    };
+    let line = buf.get(..cr).unwrap_or_default();
+    let len = cr + 2;
+    let kind = match line {
+        b"END" => ResponseKind::Values,
+        b"STORED" => ResponseKind::Stored,
+        b"NOT_STORED" => ResponseKind::NotStored,
+        b"EXISTS" => ResponseKind::Exists,
+        b"NOT_FOUND" => ResponseKind::NotFound,
+        b"DELETED" => ResponseKind::Deleted,
+        b"TOUCHED" => ResponseKind::Touched,
+        b"ERROR" => ResponseKind::Error,
+        _ if line.starts_with(b"VALUE ") => return values(buf),
+        _ if line.starts_with(b"VERSION ") => ResponseKind::Version,
+        _ if word_then_text(line, b"CLIENT_ERROR") => ResponseKind::ClientError,
+        _ if word_then_text(line, b"SERVER_ERROR") => ResponseKind::ServerError,
+        // `ERROR <message>` is sent by some memcached-compatible servers.
+        _ if word_then_text(line, b"ERROR") => ResponseKind::Error,
+        _ => {
+            // incr/decr result: digits, then optional trailing spaces (older memcached pads).
+            let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+            let trailing = line.get(digits..).unwrap_or_default();
+            if digits == 0 || !trailing.iter().all(|&b| b == b' ') {
+                return ResponseParse::Invalid;
+            }
+            ResponseKind::Number
+        }
+    };
+    complete(len, kind)
+}
+
+/// A retrieval reply: `VALUE` blocks, then `END\r\n`.
+fn values(buf: &[u8]) -> ResponseParse {
+    let mut pos = 0;
+    loop {
+        if buf.get(pos..pos + 5).is_some_and(|l| l == b"END\r\n") {
+            return complete(pos + 5, ResponseKind::Values);
+        }
+        match value_block(buf, pos) {
+            Block::Complete(header) => pos = header.block_end,
+            Block::Incomplete(needed) => {
+                // After a data block at least `END\r\n` must follow.
+                let needed = needed.and_then(|n| n.checked_add(5));
+                return ResponseParse::Incomplete { needed };
+            }
+            Block::Invalid => {
+                // A prefix of `END\r\n` may still become it.
+                let rest = buf.get(pos..).unwrap_or_default();
+                if rest.len() < 5 && b"END\r\n".starts_with(rest) {
+                    return ResponseParse::Incomplete {
+                        needed: Some(pos + 5),
+                    };
+                }
+                return ResponseParse::Invalid;
+            }
+        }
+    }
+}
