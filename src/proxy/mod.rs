@@ -1,6 +1,43 @@
 //! The data plane: workers, listeners, client sessions and server connections.
+//!
+//! Thread per core: each worker thread runs one current-thread tokio runtime
+//! with its own listeners (`SO_REUSEPORT`), client sessions and server
+//! connections, so nothing on the request path is shared between threads: no
+//! locks, no atomics per request. `server_connections` therefore counts per
+//! worker.
 
-use rustcracker_config::Config;
+mod client;
+mod errno;
+mod listener;
+mod memcache;
+mod merge;
+mod pool;
+mod redis;
+mod server;
+mod session;
+mod stream;
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use rustcracker_config::{Config, Pool};
+
+pub use errno::Failure;
+pub use listener::ListenError;
+
+use listener::BoundListener;
+use pool::PoolRuntime;
+use stream::Stream;
+
+/// How long a shutdown waits for in-flight requests before closing anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Run-time settings from the command line.
 #[derive(Debug, Clone)]
@@ -20,22 +57,259 @@ pub struct ProxyOptions {
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot start worker {worker}: {source}")]
+    Worker {
+        worker: usize,
+        #[source]
+        source: io::Error,
+    },
 }
 
-/// A running proxy: its workers and listeners.
+/// The wire protocol of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Memcache,
+    Redis,
+}
+
+/// One server reply, as the connection needs to know it.
+pub enum ResponseParse {
+    /// More bytes needed; the buffer must reach this length first (0: unknown).
+    Incomplete(usize),
+    /// Unparseable: the connection is out of sync and must close.
+    Invalid,
+    /// A complete reply of `len` bytes; `server_failure` for replies that mean
+    /// the server is failing (redis `-OOM`, `-BUSY`, `-LOADING`).
+    Response { len: usize, server_failure: bool },
+}
+
+impl Protocol {
+    /// The proxy's own error reply: `SERVER_ERROR <reason>` / `-ERR <reason>`.
+    pub fn error_reply(self, reason: &str, out: &mut Vec<u8>) {
+        match self {
+            Protocol::Memcache => out.extend_from_slice(b"SERVER_ERROR "),
+            Protocol::Redis => out.extend_from_slice(b"-ERR "),
+        }
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Parses the reply at the start of `buf`.
+    pub fn parse_response(self, buf: &[u8]) -> ResponseParse {
+        match self {
+            Protocol::Memcache => match rustcracker_memcache::parse_response(buf) {
+                rustcracker_memcache::ResponseParse::Incomplete { needed } => {
+                    ResponseParse::Incomplete(needed.unwrap_or(0))
+                }
+                rustcracker_memcache::ResponseParse::Invalid => ResponseParse::Invalid,
+                rustcracker_memcache::ResponseParse::Response(r) => ResponseParse::Response {
+                    len: r.len,
+                    server_failure: false,
+                },
+            },
+            Protocol::Redis => redis::parse_response(buf),
+        }
+    }
+}
+
+/// A running proxy: its worker threads.
 pub struct Proxy {
-    _config: Config,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Proxy {
-    /// Binds every listener and starts the workers. Returns once the proxy serves.
+    /// Binds every listener (in pool order; the first failure aborts) and
+    /// starts the workers. Returns once every worker serves.
     pub fn start(config: Config, options: ProxyOptions) -> Result<Proxy, ProxyError> {
-        let _ = options;
-        Ok(Proxy { _config: config })
+        let threads = options.threads.max(1);
+        let pools: Vec<Arc<Pool>> = config.pools.into_iter().map(Arc::new).collect();
+        let mut listeners: Vec<Vec<BoundListener>> = (0..threads).map(|_| Vec::new()).collect();
+        for pool in &pools {
+            let first = listener::bind(pool, pool.reuseport || threads > 1)?;
+            for worker in listeners.iter_mut().skip(1) {
+                worker.push(first.for_worker(pool)?);
+            }
+            listeners[0].push(first);
+        }
+        let clients: Vec<Arc<AtomicUsize>> = pools
+            .iter()
+            .map(|_| Arc::new(AtomicUsize::new(0)))
+            .collect();
+        let (shutdown, watcher) = watch::channel(false);
+        let mut workers = Vec::with_capacity(threads);
+        for (index, bound) in listeners.into_iter().enumerate() {
+            let pools = pools.clone();
+            let clients = clients.clone();
+            let watcher = watcher.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || worker_main(pools, clients, bound, watcher, ready_tx))
+                .map_err(|source| ProxyError::Worker {
+                    worker: index,
+                    source,
+                })?;
+            match ready_rx.recv() {
+                Ok(Ok(())) => workers.push(handle),
+                Ok(Err(source)) => {
+                    return Err(ProxyError::Worker {
+                        worker: index,
+                        source,
+                    })
+                }
+                Err(_) => {
+                    return Err(ProxyError::Worker {
+                        worker: index,
+                        source: io::Error::other("worker exited"),
+                    })
+                }
+            }
+        }
+        Ok(Proxy { shutdown, workers })
     }
 
-    /// Stops accepting, lets in-flight requests finish (bounded), and joins the workers.
-    pub fn shutdown(self) {}
+    /// Stops accepting, lets in-flight requests finish (at most a few
+    /// seconds), and joins the workers.
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// One worker thread: a current-thread runtime serving every pool.
+fn worker_main(
+    pools: Vec<Arc<Pool>>,
+    clients: Vec<Arc<AtomicUsize>>,
+    listeners: Vec<BoundListener>,
+    shutdown: watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build_local(Default::default())
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let active = Rc::new(Cell::new(0usize));
+        let mut runtimes = Vec::with_capacity(pools.len());
+        for ((pool, clients), bound) in pools.into_iter().zip(clients).zip(listeners) {
+            let pool = Rc::new(PoolRuntime::new(pool, clients));
+            let listener = match Listener::attach(bound) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            if pool.config.preconnect {
+                for server in &pool.servers {
+                    server.preconnect(&pool);
+                }
+            }
+            tokio::task::spawn_local(accept_loop(
+                listener,
+                pool.clone(),
+                shutdown.clone(),
+                active.clone(),
+            ));
+            runtimes.push(pool);
+        }
+        let _ = ready.send(Ok(()));
+        let mut watch = shutdown.clone();
+        while !*watch.borrow_and_update() {
+            if watch.changed().await.is_err() {
+                break;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        while active.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for pool in &runtimes {
+            for server in &pool.servers {
+                server.close_all();
+            }
+        }
+    });
+}
+
+/// A listener attached to the worker's runtime.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    fn attach(bound: BoundListener) -> io::Result<Listener> {
+        Ok(match bound {
+            BoundListener::Tcp(l) => Listener::Tcp(tokio::net::TcpListener::from_std(l)?),
+            BoundListener::Unix(l) => Listener::Unix(tokio::net::UnixListener::from_std(l)?),
+        })
+    }
+
+    async fn accept(&self, keepalive: bool) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, _) = l.accept().await?;
+                stream.set_nodelay(true)?;
+                if keepalive {
+                    socket2::SockRef::from(&stream).set_keepalive(true)?;
+                }
+                Ok(Stream::Tcp(stream))
+            }
+            Listener::Unix(l) => Ok(Stream::Unix(l.accept().await?.0)),
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: Listener,
+    pool: Rc<PoolRuntime>,
+    mut shutdown: watch::Receiver<bool>,
+    active: Rc<Cell<usize>>,
+) {
+    let limit = pool.config.client_connections as usize;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept(pool.config.tcpkeepalive) => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(e) => {
+                crate::log_error!("accept on pool '{}' failed: {e}", pool.config.name);
+                // Out of descriptors: pause instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let before = pool.clients.fetch_add(1, Ordering::Relaxed);
+        if limit > 0 && before >= limit {
+            // `client_connections`: accept, then close beyond the limit (as documented upstream).
+            pool.clients.fetch_sub(1, Ordering::Relaxed);
+            crate::log_warn!(
+                "client connections of pool '{}' at limit {limit}, closing new client",
+                pool.config.name
+            );
+            continue;
+        }
+        active.set(active.get() + 1);
+        let active = active.clone();
+        let pool = pool.clone();
+        let watcher = shutdown.clone();
+        tokio::task::spawn_local(async move {
+            session::run(stream, pool, watcher).await;
+            active.set(active.get() - 1);
+        });
+    }
 }

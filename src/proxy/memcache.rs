@@ -1,0 +1,164 @@
+//! Routing memcache requests: single-key commands to their server, multi-key
+//! retrievals split per server and merged, `version` to the `placeholder`
+//! server, `quit` and bad requests answered here.
+
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+
+use rustcracker_memcache::{parse_request, Command, Request, RequestParse};
+
+use super::client::Client;
+use super::errno::Failure;
+use super::merge::{Merge, MergeKind};
+use super::pool::PoolRuntime;
+use super::server::{Pending, WHOLE};
+use super::session::Dispatched;
+
+/// The routing key of keyless commands (`version`), as in nutcracker.
+const PLACEHOLDER: &[u8] = b"placeholder";
+
+/// Parses and routes every complete request in `input`.
+pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Dispatched {
+    let mut pos = 0;
+    while pos < input.len() {
+        let buf = &input[pos..];
+        match parse_request(buf) {
+            RequestParse::Incomplete { needed } => {
+                return Dispatched {
+                    consumed: pos,
+                    need: pos + needed.unwrap_or(0),
+                    stop: false,
+                };
+            }
+            RequestParse::Invalid(invalid) => {
+                client.push_local(invalid.reply);
+                pos += invalid.len;
+                if invalid.close {
+                    return Dispatched {
+                        consumed: pos,
+                        need: 0,
+                        stop: true,
+                    };
+                }
+            }
+            RequestParse::Request(request) => {
+                let bytes = &buf[..request.len];
+                pos += request.len;
+                match request.command {
+                    // Bytes after `quit` are discarded; earlier replies are still delivered.
+                    Command::Quit => {
+                        return Dispatched {
+                            consumed: pos,
+                            need: 0,
+                            stop: true,
+                        }
+                    }
+                    Command::Version => forward(client, pool, PLACEHOLDER, bytes, false),
+                    _ if request.keys.len() > 1 => forward_split(client, pool, bytes, &request),
+                    _ => {
+                        let key = request
+                            .keys
+                            .first()
+                            .map_or(PLACEHOLDER, |k| &bytes[k.range()]);
+                        forward(client, pool, key, bytes, request.noreply);
+                    }
+                }
+            }
+        }
+    }
+    Dispatched {
+        consumed: pos,
+        need: 0,
+        stop: false,
+    }
+}
+
+/// Sends a whole request to the server of `key`.
+fn forward(client: &Rc<Client>, pool: &Rc<PoolRuntime>, key: &[u8], bytes: &[u8], noreply: bool) {
+    let Some(server) = pool.route(key) else {
+        if !noreply {
+            let seq = client.reserve();
+            client.fail(seq, Failure::REFUSED);
+        }
+        return;
+    };
+    let conn = server.connection(pool);
+    if noreply {
+        conn.enqueue(bytes, None);
+        return;
+    }
+    let seq = client.reserve();
+    let pending = Pending {
+        client: Some(client.clone()),
+        seq,
+        fragment: WHOLE,
+        deadline: pool.deadline(),
+    };
+    conn.enqueue(bytes, Some(pending));
+}
+
+/// A retrieval of several keys: one sub-request per server, keys in request
+/// order; sent whole when every key lives on one server (the reply is the same).
+fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], request: &Request) {
+    let mut targets: SmallVec<[usize; 8]> = SmallVec::with_capacity(request.keys.len());
+    for key in &request.keys {
+        match pool.route(&bytes[key.range()]) {
+            Some(server) => targets.push(server.index),
+            None => {
+                let seq = client.reserve();
+                client.fail(seq, Failure::REFUSED);
+                return;
+            }
+        }
+    }
+    let first = targets[0];
+    if targets.iter().all(|&t| t == first) {
+        let conn = pool.servers[first].connection(pool);
+        let seq = client.reserve();
+        let pending = Pending {
+            client: Some(client.clone()),
+            seq,
+            fragment: WHOLE,
+            deadline: pool.deadline(),
+        };
+        conn.enqueue(bytes, Some(pending));
+        return;
+    }
+    // Distinct servers in order of first appearance: fragment i goes to servers[i].
+    let mut servers: SmallVec<[usize; 8]> = SmallVec::new();
+    for &t in &targets {
+        if !servers.contains(&t) {
+            servers.push(t);
+        }
+    }
+    let mut merge = Merge::new(MergeKind::MemcacheValues, servers.len());
+    for (key, &t) in request.keys.iter().zip(&targets) {
+        let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
+        merge.push_key(&bytes[key.range()], fragment as u32);
+    }
+    let seq = client.reserve_merge(merge);
+    let deadline = pool.deadline();
+    let mut sub = Vec::with_capacity(bytes.len());
+    let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();
+    for (fragment, &server) in servers.iter().enumerate() {
+        indexes.clear();
+        indexes.extend(
+            targets
+                .iter()
+                .enumerate()
+                .filter(|(_, &t)| t == server)
+                .map(|(i, _)| i),
+        );
+        sub.clear();
+        rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
+        let conn = pool.servers[server].connection(pool);
+        let pending = Pending {
+            client: Some(client.clone()),
+            seq,
+            fragment: fragment as u32,
+            deadline,
+        };
+        conn.enqueue(&sub, Some(pending));
+    }
+}

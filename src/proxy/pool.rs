@@ -1,0 +1,134 @@
+//! A pool as one worker sees it: its router and its servers, with
+//! auto-ejection and lazy re-admission (nutcracker §2.6, §7.4).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use rustcracker_config::Pool;
+use rustcracker_hash::Router;
+
+use super::server::{ServerConnection, ServerRuntime};
+use super::Protocol;
+
+/// One pool's routing and servers inside one worker.
+pub struct PoolRuntime {
+    pub config: Arc<Pool>,
+    pub protocol: Protocol,
+    pub servers: Vec<Rc<ServerRuntime>>,
+    router: RefCell<Router>,
+    /// Per server: ejected until this instant.
+    ejected_until: RefCell<Vec<Option<Instant>>>,
+    /// The earliest re-admission time, when any server is ejected.
+    next_rebuild: Cell<Option<Instant>>,
+    /// Request deadline offset (`timeout:`).
+    pub timeout: Option<Duration>,
+    /// Clients of this pool across all workers (for `client_connections`).
+    pub clients: Arc<AtomicUsize>,
+}
+
+impl PoolRuntime {
+    /// The runtime state of `config` for one worker.
+    pub fn new(config: Arc<Pool>, clients: Arc<AtomicUsize>) -> PoolRuntime {
+        let names: Vec<(&[u8], u32)> = config
+            .servers
+            .iter()
+            .map(|s| (s.name.as_bytes(), s.weight))
+            .collect();
+        let router = Router::new(config.hash, config.hash_tag, config.distribution, &names);
+        let servers = config
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Rc::new(ServerRuntime::new(i, s.clone())))
+            .collect();
+        PoolRuntime {
+            protocol: if config.redis {
+                Protocol::Redis
+            } else {
+                Protocol::Memcache
+            },
+            timeout: config.timeout_ms.map(Duration::from_millis),
+            servers,
+            router: RefCell::new(router),
+            ejected_until: RefCell::new(vec![None; config.servers.len()]),
+            next_rebuild: Cell::new(None),
+            clients,
+            config,
+        }
+    }
+
+    /// The server for `key`, or `None` when every server is ejected.
+    pub fn route(&self, key: &[u8]) -> Option<&Rc<ServerRuntime>> {
+        if let Some(at) = self.next_rebuild.get() {
+            if Instant::now() > at {
+                self.readmit();
+            }
+        }
+        let index = self.router.borrow().route(key)?;
+        self.servers.get(index)
+    }
+
+    /// The deadline of a request queued now.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| Instant::now() + t)
+    }
+
+    /// A server connection closed on a failure: count it, and eject the
+    /// server at `server_failure_limit` when `auto_eject_hosts` is on.
+    pub fn server_failed(&self, server: &ServerRuntime) {
+        if !self.config.auto_eject_hosts {
+            return;
+        }
+        let failures = server.failures.get() + 1;
+        if failures < self.config.server_failure_limit.max(1) {
+            server.failures.set(failures);
+            return;
+        }
+        server.failures.set(0);
+        let until = Instant::now() + Duration::from_millis(self.config.server_retry_timeout_ms);
+        crate::log_warn!(
+            "server '{}' of pool '{}' ejected for {} ms after {failures} failures",
+            server.config.pname,
+            self.config.name,
+            self.config.server_retry_timeout_ms
+        );
+        self.ejected_until.borrow_mut()[server.index] = Some(until);
+        self.rebuild(Instant::now());
+    }
+
+    /// A server connection is up (the redis pool sends AUTH / SELECT here).
+    pub fn on_connect(&self, server: &ServerRuntime, conn: &ServerConnection) {
+        let _ = (server, conn);
+    }
+
+    fn readmit(&self) {
+        self.rebuild(Instant::now());
+    }
+
+    /// Rebuilds the router with every server whose retry time has passed.
+    fn rebuild(&self, now: Instant) {
+        let mut ejected = self.ejected_until.borrow_mut();
+        let mut next = None::<Instant>;
+        let live: Vec<bool> = ejected
+            .iter_mut()
+            .map(|slot| match *slot {
+                Some(until) if until > now => {
+                    next = Some(next.map_or(until, |n| n.min(until)));
+                    false
+                }
+                Some(_) => {
+                    *slot = None;
+                    true
+                }
+                None => true,
+            })
+            .collect();
+        self.next_rebuild.set(next);
+        self.router.borrow_mut().set_live(&live);
+    }
+}

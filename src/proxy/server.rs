@@ -1,0 +1,345 @@
+//! Server connections: persistent, pipelined, replies matched FIFO.
+//!
+//! Clients append request bytes to a connection's output buffer and a
+//! [`Pending`] entry to its FIFO; the connection's task writes everything
+//! accumulated in one go when it next runs, reads replies in big chunks and
+//! hands each to the request at the head of the FIFO. One timer per
+//! connection covers the oldest request's deadline (the FIFO is in deadline
+//! order because every request of a pool has the same timeout).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::{sleep_until, Instant};
+
+use rustcracker_config::Server;
+
+use super::client::Client;
+use super::errno::Failure;
+use super::pool::PoolRuntime;
+use super::stream::Stream;
+use super::ResponseParse;
+
+/// Sentinel fragment index for requests that were not split.
+pub const WHOLE: u32 = u32::MAX;
+
+/// A request written (or about to be written) to a server, awaiting its reply.
+pub struct Pending {
+    /// Who gets the reply; `None` for the proxy's own requests, whose replies are swallowed.
+    pub client: Option<Rc<Client>>,
+    pub seq: u64,
+    /// Fragment index within a split request, or [`WHOLE`].
+    pub fragment: u32,
+    pub deadline: Option<Instant>,
+}
+
+impl Pending {
+    fn deliver(self, outcome: Result<&[u8], Failure>) {
+        let Some(client) = self.client else { return };
+        if self.fragment == WHOLE {
+            match outcome {
+                Ok(reply) => client.complete(self.seq, reply),
+                Err(failure) => client.fail(self.seq, failure),
+            }
+        } else {
+            client.complete_fragment(self.seq, self.fragment, outcome);
+        }
+    }
+}
+
+/// One connection to one server.
+pub struct ServerConnection {
+    state: RefCell<ConnectionState>,
+    /// Wakes the connection's task: new bytes to write.
+    wake: Notify,
+}
+
+struct ConnectionState {
+    out: Vec<u8>,
+    fifo: VecDeque<Pending>,
+    /// Closed after a failure; the server opens a new connection for the next request.
+    broken: bool,
+}
+
+impl ServerConnection {
+    /// Queues request bytes, with the entry that receives the reply (none for `noreply`).
+    pub fn enqueue(&self, request: &[u8], pending: Option<Pending>) {
+        let mut st = self.state.borrow_mut();
+        let wake = st.out.is_empty();
+        st.out.extend_from_slice(request);
+        if let Some(p) = pending {
+            st.fifo.push_back(p);
+        }
+        drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether the connection failed and must not take more requests.
+    pub fn is_broken(&self) -> bool {
+        self.state.borrow().broken
+    }
+
+    /// Fails every request on the connection and marks it broken.
+    fn fail_all(&self, failure: Failure) {
+        let fifo = {
+            let mut st = self.state.borrow_mut();
+            st.broken = true;
+            st.out = Vec::new();
+            std::mem::take(&mut st.fifo)
+        };
+        for pending in fifo {
+            pending.deliver(Err(failure));
+        }
+    }
+}
+
+/// One server of a pool, as one worker sees it: its connections and its
+/// failure count.
+pub struct ServerRuntime {
+    pub index: usize,
+    pub config: Server,
+    connections: RefCell<Vec<Rc<ServerConnection>>>,
+    next: Cell<usize>,
+    /// Consecutive failures (for auto-ejection).
+    pub failures: Cell<u32>,
+}
+
+impl ServerRuntime {
+    /// A server with no connections yet.
+    pub fn new(index: usize, config: Server) -> ServerRuntime {
+        ServerRuntime {
+            index,
+            config,
+            connections: RefCell::new(Vec::new()),
+            next: Cell::new(0),
+            failures: Cell::new(0),
+        }
+    }
+
+    /// A connection for the next request: a new one while fewer than
+    /// `server_connections` are open, else round robin over the open ones.
+    pub fn connection(self: &Rc<Self>, pool: &Rc<PoolRuntime>) -> Rc<ServerConnection> {
+        let mut conns = self.connections.borrow_mut();
+        conns.retain(|c| !c.is_broken());
+        if conns.len() < pool.config.server_connections as usize {
+            let conn = Rc::new(ServerConnection {
+                state: RefCell::new(ConnectionState {
+                    out: Vec::new(),
+                    fifo: VecDeque::new(),
+                    broken: false,
+                }),
+                wake: Notify::new(),
+            });
+            conns.push(conn.clone());
+            tokio::task::spawn_local(run(conn.clone(), self.clone(), pool.clone(), false));
+            return conn;
+        }
+        let i = self.next.get() % conns.len();
+        self.next.set(i + 1);
+        conns[i].clone()
+    }
+
+    /// Opens one connection ahead of traffic (`preconnect`); failures are only logged.
+    pub fn preconnect(self: &Rc<Self>, pool: &Rc<PoolRuntime>) {
+        let mut conns = self.connections.borrow_mut();
+        if !conns.is_empty() {
+            return;
+        }
+        let conn = Rc::new(ServerConnection {
+            state: RefCell::new(ConnectionState {
+                out: Vec::new(),
+                fifo: VecDeque::new(),
+                broken: false,
+            }),
+            wake: Notify::new(),
+        });
+        conns.push(conn.clone());
+        tokio::task::spawn_local(run(conn, self.clone(), pool.clone(), true));
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn close_all(&self) {
+        for conn in self.connections.borrow_mut().drain(..) {
+            conn.state.borrow_mut().broken = true;
+            conn.wake.notify_one();
+        }
+    }
+}
+
+/// Read buffer growth step and the size kept between bursts.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The task behind one server connection: connect, then write / read / time out
+/// until the connection fails or the server closes it.
+async fn run(
+    conn: Rc<ServerConnection>,
+    server: Rc<ServerRuntime>,
+    pool: Rc<PoolRuntime>,
+    preconnect: bool,
+) {
+    let keepalive = pool.config.tcpkeepalive;
+    let stream = match Stream::connect(&server.config.address, keepalive).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            let failure = Failure::from_io(&e);
+            if preconnect {
+                crate::log_warn!(
+                    "connect to server '{}' failed, ignored: {}",
+                    server.config.pname,
+                    failure.message()
+                );
+            } else {
+                crate::log_warn!(
+                    "connect to server '{}' failed: {}",
+                    server.config.pname,
+                    failure.message()
+                );
+            }
+            conn.fail_all(failure);
+            pool.server_failed(&server);
+            return;
+        }
+    };
+    pool.on_connect(&server, &conn);
+    let failure = serve(&conn, &stream, &server, &pool).await;
+    if let Some(failure) = failure {
+        conn.fail_all(failure);
+        pool.server_failed(&server);
+    } else {
+        conn.fail_all(Failure::Unknown);
+    }
+}
+
+/// Runs a connected server connection; returns the failure that ended it
+/// (`None` for an orderly close at shutdown).
+async fn serve(
+    conn: &ServerConnection,
+    stream: &Stream,
+    server: &ServerRuntime,
+    pool: &PoolRuntime,
+) -> Option<Failure> {
+    let mut input: Vec<u8> = Vec::new();
+    let mut start = 0usize;
+    let mut need = 0usize;
+    let timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
+    let mut timer = timer;
+    let mut armed: Option<Instant> = None;
+    loop {
+        // Write everything queued since the last wake-up.
+        let want_write = {
+            let mut st = conn.state.borrow_mut();
+            if st.broken {
+                return None;
+            }
+            let mut written = 0;
+            while written < st.out.len() {
+                match stream.try_write(&st.out[written..]) {
+                    Ok(0) => return Some(Failure::Os(libc::EPIPE)),
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
+                        return Some(Failure::from_io(&e));
+                    }
+                }
+            }
+            if written == st.out.len() {
+                st.out.clear();
+            } else {
+                st.out.drain(..written);
+            }
+            !st.out.is_empty()
+        };
+        let deadline = conn.state.borrow().fifo.front().and_then(|p| p.deadline);
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d);
+            }
+            armed = deadline;
+        }
+        tokio::select! {
+            biased;
+            ready = stream.readable() => {
+                if let Err(e) = ready {
+                    return Some(Failure::from_io(&e));
+                }
+                if input.capacity() - input.len() < READ_CHUNK / 2 {
+                    input.reserve(READ_CHUNK);
+                }
+                match stream.try_read_buf(&mut input) {
+                    Ok(0) => {
+                        let outstanding = conn.state.borrow().fifo.len();
+                        crate::log_info!("s to '{}' closed by server, {outstanding} outstanding", server.config.pname);
+                        return Some(Failure::Unknown);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        crate::log_error!("recv on s to '{}' failed: {e}", server.config.pname);
+                        return Some(Failure::from_io(&e));
+                    }
+                }
+                if input.len() < need {
+                    continue;
+                }
+                loop {
+                    let buf = &input[start..];
+                    match pool.protocol.parse_response(buf) {
+                        ResponseParse::Incomplete(needed) => {
+                            need = start + needed;
+                            break;
+                        }
+                        ResponseParse::Invalid => {
+                            crate::log_error!("parsed bad response from '{}'", server.config.pname);
+                            return Some(Failure::INVALID);
+                        }
+                        ResponseParse::Response { len, server_failure } => {
+                            if server_failure {
+                                return Some(Failure::INVALID);
+                            }
+                            let pending = conn.state.borrow_mut().fifo.pop_front();
+                            let Some(pending) = pending else {
+                                crate::log_error!("stray response from '{}'", server.config.pname);
+                                return Some(Failure::INVALID);
+                            };
+                            server.failures.set(0);
+                            pending.deliver(Ok(&buf[..len]));
+                            start += len;
+                        }
+                    }
+                }
+                // Keep the unparsed tail at the front; let big buffers go when idle.
+                if start == input.len() {
+                    input.clear();
+                    if input.capacity() > 4 * READ_CHUNK {
+                        input = Vec::new();
+                    }
+                } else if start > 0 {
+                    input.drain(..start);
+                    need = need.saturating_sub(start);
+                }
+                start = 0;
+            }
+            ready = stream.writable(), if want_write => {
+                if let Err(e) = ready {
+                    return Some(Failure::from_io(&e));
+                }
+            }
+            _ = conn.wake.notified(), if !want_write => {}
+            _ = &mut timer, if armed.is_some() => {
+                if armed.is_some_and(|d| d <= Instant::now()) {
+                    crate::log_warn!("req on s to '{}' timed out", server.config.pname);
+                    return Some(Failure::TIMED_OUT);
+                }
+            }
+        }
+    }
+}

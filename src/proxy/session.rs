@@ -1,0 +1,108 @@
+//! The task behind one client connection: read big, parse every complete
+//! request, route it, and write replies back in request order.
+
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
+
+use super::client::Client;
+use super::pool::PoolRuntime;
+use super::stream::Stream;
+use super::{memcache, Protocol};
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop reading a client while this many replies are owed to it (backpressure).
+const MAX_OUTSTANDING: usize = 64 * 1024;
+/// Stop reading a client while this many reply bytes wait for it to read them.
+const MAX_READY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What parsing a client's buffer did.
+pub struct Dispatched {
+    /// Bytes of the buffer used up.
+    pub consumed: usize,
+    /// The buffer length needed before parsing can make progress (0: unknown).
+    pub need: usize,
+    /// Stop reading: `quit`, or a request the connection cannot survive.
+    pub stop: bool,
+}
+
+/// Serves one client until it leaves (or the proxy shuts down).
+pub async fn run(stream: Stream, pool: Rc<PoolRuntime>, mut shutdown: watch::Receiver<bool>) {
+    let client = Rc::new(Client::new(pool.protocol));
+    let result = serve(&stream, &client, &pool, &mut shutdown).await;
+    if let Err(e) = result {
+        crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
+    }
+    client.close();
+    pool.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve(
+    stream: &Stream,
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut input: Vec<u8> = Vec::new();
+    let mut need = 0usize;
+    let mut reading = !*shutdown.borrow();
+    loop {
+        let flushed = client.flush_to(stream)?;
+        if !reading && flushed && client.outstanding() == 0 {
+            return Ok(());
+        }
+        if flushed && client.outstanding() == 0 && input.is_empty() {
+            // Idle: give the buffers back (nutcracker never does).
+            input = Vec::new();
+            client.shrink();
+        }
+        let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
+        tokio::select! {
+            biased;
+            ready = stream.readable(), if reading && room => {
+                ready?;
+                if input.capacity() - input.len() < READ_CHUNK / 2 {
+                    input.reserve(READ_CHUNK);
+                }
+                match stream.try_read_buf(&mut input) {
+                    Ok(0) => {
+                        // EOF or half-close: answer the complete requests, drop a partial one.
+                        reading = false;
+                        input = Vec::new();
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                if input.len() < need {
+                    continue;
+                }
+                let done = match pool.protocol {
+                    Protocol::Memcache => memcache::dispatch(client, pool, &input),
+                    Protocol::Redis => super::redis::dispatch(client, pool, &input),
+                };
+                if done.stop {
+                    reading = false;
+                    input = Vec::new();
+                    need = 0;
+                } else if done.consumed == input.len() {
+                    input.clear();
+                    need = 0;
+                } else {
+                    input.drain(..done.consumed);
+                    need = done.need.saturating_sub(done.consumed);
+                }
+            }
+            ready = stream.writable(), if !flushed => { ready?; }
+            _ = client.wake.notified(), if flushed => {}
+            _ = shutdown.changed(), if reading => {
+                // Shutdown: stop taking requests, finish the ones in flight.
+                reading = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! One type for TCP and unix-domain sockets, client or server side.
+
+use std::io;
+use std::path::Path;
+
+use tokio::net::{TcpStream, UnixStream};
+
+use rustcracker_config::ServerAddress;
+
+/// A connected socket of either family.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Waits until the socket is readable (or has an error / EOF to report).
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Waits until the socket is writable.
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+        }
+    }
+
+    /// Reads what is available into the spare capacity of `buf`.
+    pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            Stream::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+
+    /// Writes what the kernel takes now.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    /// Connects to a backend, resolving its host name anew (so DNS changes are
+    /// picked up on reconnect, as nutcracker does). TCP gets `TCP_NODELAY` and,
+    /// when asked, `SO_KEEPALIVE`.
+    pub async fn connect(address: &ServerAddress, keepalive: bool) -> io::Result<Stream> {
+        match address {
+            ServerAddress::Tcp { host, port } => {
+                let addr = match tokio::net::lookup_host((host.as_str(), *port)).await {
+                    Ok(mut addrs) => addrs.next(),
+                    Err(_) => None,
+                };
+                let Some(addr) = addr else {
+                    crate::log_error!(
+                        "address resolution of node '{host}' service '{port}' failed: Name or service not known"
+                    );
+                    return Err(io::Error::from_raw_os_error(libc::EHOSTDOWN));
+                };
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                if keepalive {
+                    socket2::SockRef::from(&stream).set_keepalive(true)?;
+                }
+                Ok(Stream::Tcp(stream))
+            }
+            ServerAddress::Unix(path) => Ok(Stream::Unix(connect_unix(path).await?)),
+        }
+    }
+}
+
+async fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    UnixStream::connect(path).await
+}

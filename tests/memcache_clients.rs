@@ -1,0 +1,218 @@
+//! The memcache data plane under many clients: ownership of every reply under
+//! concurrency, a real client library, and clients that misbehave.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Flavor, Memcached, Proxy};
+
+struct Setup {
+    backends: Vec<Memcached>,
+    _proxy: Proxy,
+    port: u16,
+}
+
+fn setup(servers: usize, args: &[&str]) -> Setup {
+    let backends: Vec<Memcached> = (0..servers).map(|_| Memcached::start()).collect();
+    let port = common::free_port();
+    let mut config = format!("pool:\n  listen: 127.0.0.1:{port}\n  timeout: 5000\n  servers:\n");
+    for b in &backends {
+        config.push_str(&format!("   - 127.0.0.1:{}:1\n", b.port));
+    }
+    let proxy = Proxy::start(Flavor::Rustcracker, &config, port, args);
+    Setup {
+        backends,
+        _proxy: proxy,
+        port,
+    }
+}
+
+/// Reads exactly the replies of `count` requests of the shapes this file sends.
+fn read_replies(s: &mut TcpStream, want_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(want_len);
+    let mut buf = vec![0u8; 1 << 16];
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    while out.len() < want_len {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} of {want_len} bytes: {e}", out.len()),
+        }
+    }
+    out
+}
+
+/// 50 clients pipeline 200 mixed requests each (10,000 in all); values encode
+/// client and sequence number, so every client checks each reply is its own
+/// and in its order.
+#[test]
+fn fifty_pipelining_clients_get_their_own_replies_in_order() {
+    for threads in ["1", "2"] {
+        let setup = setup(4, &["--threads", threads]);
+        let port = setup.port;
+        let handles: Vec<_> = (0..50)
+            .map(|client| {
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let mut request = Vec::new();
+                    let mut expected = Vec::new();
+                    for seq in 0..100 {
+                        let key = format!("c{client}k{}", seq % 7);
+                        let value = format!("client{client}seq{seq}");
+                        request.extend_from_slice(
+                            format!("set {key} 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(),
+                        );
+                        expected.extend_from_slice(b"STORED\r\n");
+                        request.extend_from_slice(
+                            format!("get {key} c{client}missing{seq}\r\n").as_bytes(),
+                        );
+                        expected.extend_from_slice(
+                            format!("VALUE {key} 0 {}\r\n{value}\r\nEND\r\n", value.len())
+                                .as_bytes(),
+                        );
+                    }
+                    // Write in a second thread so a full socket buffer never deadlocks the test.
+                    let mut w = s.try_clone().unwrap();
+                    let writer = std::thread::spawn(move || w.write_all(&request).unwrap());
+                    let got = read_replies(&mut s, expected.len());
+                    writer.join().unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&expected),
+                        "client {client}"
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        drop(setup.backends);
+    }
+}
+
+/// A real client library (the `memcache` crate) through the proxy.
+#[test]
+fn memcache_crate_set_get_multi_delete_multi() {
+    let setup = setup(4, &[]);
+    let client = memcache::connect(format!(
+        "memcache://127.0.0.1:{}?protocol=ascii",
+        setup.port
+    ))
+    .unwrap();
+    let keys: Vec<String> = (0..1000).map(|i| format!("lib-key-{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        client.set(k, format!("value-{i}"), 0).unwrap();
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got: std::collections::HashMap<String, String> = client.gets(&refs).unwrap();
+    assert_eq!(got.len(), 1000);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(got[k], format!("value-{i}"));
+    }
+    for k in &keys[..500] {
+        assert!(client.delete(k).unwrap());
+    }
+    let got: std::collections::HashMap<String, String> = client.gets(&refs).unwrap();
+    assert_eq!(got.len(), 500);
+    assert!(!got.contains_key("lib-key-0"));
+    client.set("counter", 10u64, 0).unwrap();
+    assert_eq!(client.increment("counter", 5).unwrap(), 15);
+}
+
+/// A client that leaves with requests in flight does not desynchronise the
+/// server connection other clients share.
+#[test]
+fn client_leaving_mid_flight_leaves_others_in_sync() {
+    let setup = setup(1, &[]);
+    let mut a = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    a.write_all(b"set shared 0 0 5\r\nhello\r\n").unwrap();
+    assert_eq!(read_replies(&mut a, 8), b"STORED\r\n");
+    for _ in 0..5 {
+        let mut b = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        let mut burst = Vec::new();
+        for i in 0..1000 {
+            burst.extend_from_slice(format!("get shared\r\nset x{i} 0 0 1\r\n").as_bytes());
+        }
+        // Leave mid-request: the last set has no data block.
+        b.write_all(&burst).unwrap();
+        drop(b);
+        a.write_all(b"get shared\r\n").unwrap();
+        assert_eq!(
+            read_replies(&mut a, 30),
+            b"VALUE shared 0 5\r\nhello\r\nEND\r\n"
+        );
+    }
+}
+
+/// 100 MB of garbage from one client: it gets errors (or is closed), while
+/// another client keeps being served, and the proxy's memory stays bounded.
+#[test]
+fn garbage_client_does_not_disturb_others() {
+    let setup = setup(2, &[]);
+    let port = setup.port;
+    let garbage = std::thread::spawn(move || {
+        let mut g = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut r = g.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut total = 0usize;
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        });
+        let chunk: Vec<u8> = (0..1 << 20)
+            .map(|i| match i % 98 {
+                96 => b'\r',
+                97 => b'\n',
+                _ => b'a' + (i % 26) as u8,
+            })
+            .collect();
+        let mut sent = 0usize;
+        for _ in 0..100 {
+            if g.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let _ = g.shutdown(Shutdown::Write);
+        let replies = reader.join().unwrap();
+        (sent, replies)
+    });
+    let mut ok = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let start = Instant::now();
+    let mut rounds = 0;
+    while !garbage.is_finished() && start.elapsed() < Duration::from_secs(60) {
+        ok.write_all(b"set alive 0 0 2\r\nok\r\nget alive\r\n")
+            .unwrap();
+        assert_eq!(
+            read_replies(&mut ok, 33),
+            b"STORED\r\nVALUE alive 0 2\r\nok\r\nEND\r\n"
+        );
+        rounds += 1;
+    }
+    let (_sent, _replies) = garbage.join().unwrap();
+    assert!(rounds > 0);
+    let rss = rss_kib(setup._proxy.process.child.id());
+    assert!(
+        rss < 200 * 1024,
+        "proxy RSS {rss} KiB after 100 MB of garbage"
+    );
+    drop(setup.backends);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
