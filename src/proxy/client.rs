@@ -79,9 +79,12 @@ impl Client {
             return;
         }
         if st.slots.is_empty() {
+            let was_empty = st.out.is_empty();
             st.out.extend_from_slice(reply);
             drop(st);
-            self.wake.notify_one();
+            if was_empty {
+                self.wake.notify_one();
+            }
         } else {
             st.slots.push_back(Slot::Ready(reply.to_vec()));
         }
@@ -94,12 +97,16 @@ impl Client {
             return;
         }
         if seq == st.base_seq {
+            // Only the first bytes need a wake-up: the task flushes all of `out` at once.
+            let was_empty = st.out.is_empty();
             st.out.extend_from_slice(reply);
             st.slots.pop_front();
             st.base_seq += 1;
             st.drain_ready();
             drop(st);
-            self.wake.notify_one();
+            if was_empty {
+                self.wake.notify_one();
+            }
         } else {
             let index = (seq - st.base_seq) as usize;
             if let Some(slot) = st.slots.get_mut(index) {

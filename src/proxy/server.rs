@@ -228,8 +228,7 @@ async fn serve(
     let mut input: Vec<u8> = Vec::new();
     let mut start = 0usize;
     let mut need = 0usize;
-    let timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
-    let mut timer = timer;
+    let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
     let mut armed: Option<Instant> = None;
     loop {
         // Write everything queued since the last wake-up.
@@ -258,12 +257,14 @@ async fn serve(
             }
             !st.out.is_empty()
         };
-        let deadline = conn.state.borrow().fifo.front().and_then(|p| p.deadline);
-        if deadline != armed {
-            if let Some(d) = deadline {
+        // The timer is re-armed lazily: it stays set for an older deadline and,
+        // when it fires, moves on to the current head. Deadlines only grow along
+        // the FIFO, so it never fires late; and it is not reset per reply.
+        if armed.is_none() {
+            if let Some(d) = conn.state.borrow().fifo.front().and_then(|p| p.deadline) {
                 timer.as_mut().reset(d);
+                armed = Some(d);
             }
-            armed = deadline;
         }
         tokio::select! {
             biased;
@@ -335,7 +336,9 @@ async fn serve(
             }
             _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
-                if armed.is_some_and(|d| d <= Instant::now()) {
+                armed = None;
+                let head = conn.state.borrow().fifo.front().and_then(|p| p.deadline);
+                if head.is_some_and(|d| d <= Instant::now()) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);
                 }
