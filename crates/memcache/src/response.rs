@@ -166,6 +166,12 @@ fn complete(len: usize, kind: ResponseKind) -> ResponseParse {
 
 /// Parses one response from the front of `buf`.
 pub fn parse_response(buf: &[u8]) -> ResponseParse {
+    // Reject at once what no reply can start with (e.g. a bare `\r`), without waiting for a line.
+    match buf.first() {
+        None => return ResponseParse::Incomplete { needed: None },
+        Some(b) if b.is_ascii_digit() || b"VESNDTC".contains(b) => {}
+        Some(_) => return ResponseParse::Invalid,
+    }
     let cr = match line_end(buf, 0) {
         Ok(Some(cr)) => cr,
         Ok(None) => return ResponseParse::Incomplete { needed: None },
@@ -205,8 +211,15 @@ pub fn parse_response(buf: &[u8]) -> ResponseParse {
 fn values(buf: &[u8]) -> ResponseParse {
     let mut pos = 0;
     loop {
-        if buf.get(pos..pos + 5).is_some_and(|l| l == b"END\r\n") {
+        let rest = buf.get(pos..).unwrap_or_default();
+        if rest.starts_with(b"END\r\n") {
             return complete(pos + 5, ResponseKind::Values);
+        }
+        if rest.len() < 5 && b"END\r\n".starts_with(rest) {
+            // `END\r\n` (or another block) must follow: at least 5 more bytes.
+            return ResponseParse::Incomplete {
+                needed: Some(pos + 5),
+            };
         }
         match value_block(buf, pos) {
             Block::Complete(header) => pos = header.block_end,
@@ -215,16 +228,7 @@ fn values(buf: &[u8]) -> ResponseParse {
                 let needed = needed.and_then(|n| n.checked_add(5));
                 return ResponseParse::Incomplete { needed };
             }
-            Block::Invalid => {
-                // A prefix of `END\r\n` may still become it.
-                let rest = buf.get(pos..).unwrap_or_default();
-                if rest.len() < 5 && b"END\r\n".starts_with(rest) {
-                    return ResponseParse::Incomplete {
-                        needed: Some(pos + 5),
-                    };
-                }
-                return ResponseParse::Invalid;
-            }
+            Block::Invalid => return ResponseParse::Invalid,
         }
     }
 }
