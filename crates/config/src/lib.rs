@@ -1,6 +1,15 @@
 //! nutcracker.yml: loading, validation with nutcracker 0.5.0's acceptance
 //! rules, and errors that name the file, line, column and problem.
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+
+mod listen;
+mod pool;
+mod server;
+mod structure;
+mod suggest;
+mod value;
+mod yaml;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,9 +57,16 @@ pub struct Pool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
     /// `host:port`, resolved once at load time (first getaddrinfo result).
-    Tcp { host: String, port: u16, addr: SocketAddr },
+    Tcp {
+        host: String,
+        port: u16,
+        addr: SocketAddr,
+    },
     /// `/path [octal permissions]`; `permissions` is `None` when absent or 0.
-    Unix { path: PathBuf, permissions: Option<u32> },
+    Unix {
+        path: PathBuf,
+        permissions: Option<u32>,
+    },
 }
 
 /// One `servers:` entry.
@@ -85,14 +101,164 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    fn at(path: &Path, mark: Option<yaml::Mark>, message: impl Into<String>) -> ConfigError {
+        let mark = mark.unwrap_or_default();
+        ConfigError {
+            file: path.display().to_string(),
+            line: mark.line,
+            column: mark.column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every directive name rustcracker accepts in a pool (nutcracker 0.5.0's
+/// list plus `reuseport` from twemproxy master).
+pub const DIRECTIVES: [&str; 18] = pool::DIRECTIVES;
+
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let _ = path;
-    todo!("config loader")
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigError::at(
+            path,
+            None,
+            format!(
+                "failed to open configuration '{}': {}",
+                path.display(),
+                io_reason(&e)
+            ),
+        )
+    })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse(path, text),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            Err(ConfigError::at(
+                path,
+                Some(yaml::Mark { line, column }),
+                "invalid UTF-8 byte sequence (the file must be UTF-8 text)",
+            ))
+        }
+    }
+}
+
+/// The OS error text without Rust's " (os error N)" suffix, like strerror.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 /// Validates configuration text; `path` is only used in messages and `Config::path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let _ = (path, text);
-    todo!("config loader")
+    let err = |mark: Option<yaml::Mark>, msg: String| ConfigError::at(path, mark, msg);
+    let events = yaml::read(text).map_err(|e| err(e.mark, e.message))?;
+    structure::check(&events).map_err(|(m, msg)| err(Some(m), msg))?;
+
+    // Walk the events like nutcracker's parser: a stack of scalars (pool
+    // name, directive name, value) and a flag for being inside the list.
+    let mut args: Vec<pool::Located> = Vec::new();
+    let mut depth = 0usize;
+    let mut seq = false;
+    let mut pools: Vec<pool::PoolBuilder> = Vec::new();
+    for ev in &events {
+        match &ev.kind {
+            yaml::EventKind::MappingStart => depth += 1,
+            yaml::EventKind::MappingEnd => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 {
+                    args.pop();
+                } else if depth == 0 {
+                    break;
+                }
+            }
+            yaml::EventKind::SequenceStart => seq = true,
+            yaml::EventKind::SequenceEnd => {
+                args.pop();
+                seq = false;
+            }
+            yaml::EventKind::Scalar(v) => {
+                if v.is_empty() {
+                    let msg = if depth <= 1 {
+                        "pool name is empty".to_string()
+                    } else if !seq && args.len() == 1 {
+                        "directive name is empty".to_string()
+                    } else {
+                        let key = args.last().map(|k| k.0.as_str()).unwrap_or_default();
+                        format!("directive \"{key}\" has an empty value (nutcracker rejects empty values)")
+                    };
+                    return Err(err(Some(ev.mark), msg));
+                }
+                args.push((v.clone(), ev.mark));
+                let leaf = seq || (depth != 1 && args.len() == depth + 1);
+                if leaf {
+                    let n = args.len();
+                    if let (Some(p), true) = (pools.last_mut(), n >= 2) {
+                        p.set(&args[n - 2], &args[n - 1])
+                            .map_err(|(m, msg)| err(Some(m), msg))?;
+                    }
+                    args.pop();
+                    if !seq {
+                        args.pop();
+                    }
+                } else if depth == 1 {
+                    pools.push(pool::PoolBuilder::new(&(v.clone(), ev.mark)));
+                }
+            }
+        }
+    }
+
+    if pools.is_empty() {
+        return Err(err(None, format!("'{}' has no pools", path.display())));
+    }
+    let mut built = Vec::with_capacity(pools.len());
+    for p in pools {
+        built.push(p.build().map_err(|(m, msg)| err(Some(m), msg))?);
+    }
+    let later = |a: yaml::Mark, b: yaml::Mark| {
+        if (a.line, a.column) > (b.line, b.column) {
+            a
+        } else {
+            b
+        }
+    };
+
+    // Pools with the same listen string (byte-identical text).
+    let mut by_listen: Vec<&pool::Built> = built.iter().collect();
+    by_listen.sort_by(|a, b| value::nc_cmp(&a.listen_text, &b.listen_text));
+    if let Some(w) = by_listen
+        .windows(2)
+        .find(|w| w[0].listen_text == w[1].listen_text)
+    {
+        return Err(err(
+            Some(later(w[0].listen_mark, w[1].listen_mark)),
+            format!(
+                "pools '{}' and '{}' have the same listen address '{}'",
+                w[0].pool.name, w[1].pool.name, w[0].listen_text
+            ),
+        ));
+    }
+
+    // Pools with the same name; then nutcracker's order.
+    built.sort_by(|a, b| value::nc_cmp(&a.pool.name, &b.pool.name));
+    if let Some(w) = built.windows(2).find(|w| w[0].pool.name == w[1].pool.name) {
+        return Err(err(
+            Some(later(w[0].name_mark, w[1].name_mark)),
+            format!(
+                "'{}' has pools with same name '{}'",
+                path.display(),
+                w[0].pool.name
+            ),
+        ));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        pools: built.into_iter().map(|b| b.pool).collect(),
+    })
 }
