@@ -215,7 +215,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     if pools.is_empty() {
-        return Err(err(None, format!("'{}' has no pools", path.display())));
+        return Err(err(None, "the file has no pools".to_string()));
     }
     let mut built = Vec::with_capacity(pools.len());
     for p in pools {

@@ -14,6 +14,8 @@ pub(crate) fn check(events: &[Event]) -> Result<(), (Mark, String)> {
     let mut depth = 0usize;
     let mut count = [0usize; MAX_DEPTH + 1];
     let mut seq = false;
+    // Inside a list right now (nutcracker's `seq` stays set after the list).
+    let mut in_list = false;
     // The pool whose mapping is open, for messages.
     let mut pool: Option<(String, Mark)> = None;
     let mut last_scalar: Option<(String, Mark)> = None;
@@ -24,7 +26,9 @@ pub(crate) fn check(events: &[Event]) -> Result<(), (Mark, String)> {
                     return Err((ev.mark, "has more than one \"key:value\" at depth 1 (a pool name must be followed by its directives)".into()));
                 } else if depth >= MAX_DEPTH {
                     let what = match &last_scalar {
-                        Some((k, _)) if !seq => format!("directive \"{k}\" has a nested mapping"),
+                        Some((k, _)) if !in_list => {
+                            format!("directive \"{k}\" has a nested mapping")
+                        }
                         _ => "a list item is a mapping".to_string(),
                     };
                     return Err((
@@ -72,8 +76,10 @@ pub(crate) fn check(events: &[Event]) -> Result<(), (Mark, String)> {
                     return Err((ev.mark, "has invalid \"key:value\" at depth 2 (a list must follow a directive name)".into()));
                 }
                 seq = true;
+                in_list = true;
             }
             EventKind::SequenceEnd => {
+                in_list = false;
                 count[depth] = 0;
             }
             EventKind::Scalar(v) => {
