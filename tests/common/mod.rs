@@ -100,7 +100,10 @@ impl Memcached {
         Memcached {
             port,
             socket: None,
-            process: Process { child, name: format!("memcached:{port}") },
+            process: Process {
+                child,
+                name: format!("memcached:{port}"),
+            },
         }
     }
 
@@ -117,7 +120,10 @@ impl Memcached {
         Memcached {
             port: 0,
             socket: Some(path.to_path_buf()),
-            process: Process { child, name: format!("memcached:{}", path.display()) },
+            process: Process {
+                child,
+                name: format!("memcached:{}", path.display()),
+            },
         }
     }
 
@@ -147,7 +153,15 @@ impl Redis {
     pub fn start_with(extra: &[&str]) -> Redis {
         let port = free_port();
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+            ])
             .arg(port.to_string())
             .args(extra)
             .stdout(Stdio::null())
@@ -155,7 +169,13 @@ impl Redis {
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
         wait_for_port(port);
-        Redis { port, process: Process { child, name: format!("redis:{port}") } }
+        Redis {
+            port,
+            process: Process {
+                child,
+                name: format!("redis:{port}"),
+            },
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -201,7 +221,15 @@ impl Proxy {
             .spawn()
             .unwrap();
         wait_for_port(wait_port);
-        Proxy { flavor, dir, stats_port, process: Process { child, name: format!("{flavor:?}") } }
+        Proxy {
+            flavor,
+            dir,
+            stats_port,
+            process: Process {
+                child,
+                name: format!("{flavor:?}"),
+            },
+        }
     }
 }
 
