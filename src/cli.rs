@@ -1,1 +1,0 @@
-//! Command-line options, parsed exactly as nutcracker 0.5.0 parses them.
