@@ -26,4 +26,7 @@ pub use request::{
     parse_request, InvalidRequest, KeyRange, Request, RequestParse, MAX_KEY_LEN, MAX_LINE_LEN,
     MAX_RETRIEVAL_LINE_LEN, MAX_VALUE_LEN,
 };
-pub use response::{parse_response, Response, ResponseKind, ResponseParse, MAX_RESPONSE_LINE_LEN};
+pub use response::{
+    parse_response, value_blocks, Response, ResponseKind, ResponseParse, ValueBlock,
+    MAX_RESPONSE_LINE_LEN,
+};

@@ -232,3 +232,29 @@ fn values(buf: &[u8]) -> ResponseParse {
         }
     }
 }
+
+/// One `VALUE` block of a retrieval reply, as yielded by [`value_blocks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueBlock<'a> {
+    /// The key as memcached sent it.
+    pub key: &'a [u8],
+    /// The block's bytes within the reply: header line, data and `\r\n`.
+    pub range: std::ops::Range<usize>,
+}
+
+/// Iterates the complete `VALUE` blocks at the start of a retrieval reply (stops at `END`, at an
+/// incomplete block or at anything malformed).
+pub fn value_blocks(reply: &[u8]) -> impl Iterator<Item = ValueBlock<'_>> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || match value_block(reply, pos) {
+        Block::Complete(header) => {
+            let range = pos..header.block_end;
+            pos = header.block_end;
+            Some(ValueBlock {
+                key: header.key,
+                range,
+            })
+        }
+        Block::Incomplete(_) | Block::Invalid => None,
+    })
+}

@@ -1,0 +1,62 @@
+//! Fuzzes `parse_response` and `merge_values` on what it accepts.
+//!
+//! Invariants: no panic; consumed ≤ input; `needed` > buffered; a proper prefix of a response is
+//! never a response; merging a `Values` reply under any key list ends with `END\r\n` and only
+//! copies bytes of the reply.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rustcracker_memcache::{
+    merge_values, parse_response, value_blocks, ResponseKind, ResponseParse,
+};
+
+fuzz_target!(|data: &[u8]| {
+    match parse_response(data) {
+        ResponseParse::Incomplete { needed } => {
+            if let Some(n) = needed {
+                assert!(n > data.len(), "needed {n} <= buffered {}", data.len());
+            }
+        }
+        ResponseParse::Invalid => {}
+        ResponseParse::Response(rsp) => {
+            assert!(rsp.len >= 2 && rsp.len <= data.len());
+            let bytes = &data[..rsp.len];
+            assert!(bytes.ends_with(b"\r\n"));
+            assert_eq!(parse_response(bytes), ResponseParse::Response(rsp));
+            let step = (rsp.len / 512).max(1);
+            for p in (0..rsp.len).step_by(step).chain([rsp.len - 1]) {
+                match parse_response(&bytes[..p]) {
+                    ResponseParse::Incomplete { needed } => {
+                        if let Some(n) = needed {
+                            assert!(n > p && n <= rsp.len, "prefix {p}: needed {n}");
+                        }
+                    }
+                    other => panic!("prefix {p} of a response gave {other:?}"),
+                }
+            }
+            if rsp.kind == ResponseKind::Values {
+                // Keys taken from the reply's own VALUE lines, plus a miss, in reverse order.
+                let keys: Vec<(&[u8], usize)> = value_blocks(bytes)
+                    .map(|b| b.key)
+                    .chain([&b"missing"[..]])
+                    .map(|k| (k, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let mut out = Vec::new();
+                merge_values(&keys, &[bytes], &mut out);
+                assert!(out.ends_with(b"END\r\n"));
+                assert!(out.len() <= bytes.len());
+                // memcached never repeats a key within one reply unless asked twice; with
+                // repeated keys reverse order may legitimately drop blocks, so only the
+                // forward merge below must reproduce the reply exactly.
+                // Merged in reply order, everything comes back.
+                let forward: Vec<(&[u8], usize)> = keys.iter().rev().copied().collect();
+                out.clear();
+                merge_values(&forward, &[bytes], &mut out);
+                assert_eq!(out, bytes);
+            }
+        }
+    }
+});
