@@ -1,7 +1,8 @@
 //! nutcracker.yml: loading, validation with nutcracker 0.5.0's acceptance
 //! rules, and errors that name the file, line, column and problem.
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod listen;
 mod pool;
@@ -22,31 +23,49 @@ pub use rustcracker_hash::{Distribution, HashFunction};
 pub struct Config {
     /// The file it was read from, as given on the command line.
     pub path: PathBuf,
+    /// The pools, sorted by name (nutcracker's order: shorter first, then bytewise).
     pub pools: Vec<Pool>,
 }
 
 /// One pool ("server pool"): a listener and the servers behind it.
 #[derive(Debug, Clone)]
 pub struct Pool {
+    /// The pool's name (its key at the root of the file).
     pub name: String,
+    /// `listen:` (required).
     pub listen: Listen,
+    /// `hash:`; default `fnv1a_64`.
     pub hash: HashFunction,
+    /// `hash_tag:`, exactly two bytes (e.g. `{}`); `None` when unset.
     pub hash_tag: Option<[u8; 2]>,
+    /// `distribution:`; default `ketama`.
     pub distribution: Distribution,
     /// `timeout:` in milliseconds; `None` when unset or 0 (wait forever).
     pub timeout_ms: Option<u64>,
+    /// `backlog:` for listen(2); default 512.
     pub backlog: u32,
-    /// 0 = unlimited.
+    /// `client_connections:`; 0 = unlimited (the default). nutcracker parses
+    /// and ignores it; rustcracker enforces it.
     pub client_connections: u32,
+    /// `redis:`: the pool speaks redis (else memcache ASCII); default false.
     pub redis: bool,
+    /// `redis_auth:` (redis pools only).
     pub redis_auth: Option<String>,
+    /// `redis_db:`; default 0.
     pub redis_db: u32,
+    /// `preconnect:`; default false.
     pub preconnect: bool,
+    /// `auto_eject_hosts:`; default false.
     pub auto_eject_hosts: bool,
+    /// `server_connections:` per backend server; default 1, never 0.
     pub server_connections: u32,
+    /// `server_retry_timeout:` in milliseconds; default 30000.
     pub server_retry_timeout_ms: u64,
+    /// `server_failure_limit:`; default 2.
     pub server_failure_limit: u32,
+    /// `tcpkeepalive:`; default false.
     pub tcpkeepalive: bool,
+    /// `reuseport:` (twemproxy master; not in 0.5.0); default false.
     pub reuseport: bool,
     /// In nutcracker's sorted order (by `name`); the index is the server's
     /// identity for routing.
@@ -58,13 +77,18 @@ pub struct Pool {
 pub enum Listen {
     /// `host:port`, resolved once at load time (first getaddrinfo result).
     Tcp {
+        /// The text left of the last `:` (IPv6 literals unbracketed).
         host: String,
+        /// 1..=65535.
         port: u16,
+        /// The first getaddrinfo result for (host, port).
         addr: SocketAddr,
     },
     /// `/path [octal permissions]`; `permissions` is `None` when absent or 0.
     Unix {
+        /// The socket path (text before the last space, if any).
         path: PathBuf,
+        /// The mode to chmod the socket to, at most 0o777.
         permissions: Option<u32>,
     },
 }
@@ -77,14 +101,23 @@ pub struct Server {
     /// The name on the continuum and in the stats JSON: the explicit name,
     /// else `host:port` (`host` alone for port 11211), `path:` for unix.
     pub name: String,
+    /// Where to connect.
     pub address: ServerAddress,
+    /// Weight, at least 1 (used by ketama and modula).
     pub weight: u32,
 }
 
 /// A backend address; hostnames are resolved on every new connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerAddress {
-    Tcp { host: String, port: u16 },
+    /// `host:port`; `host` may be a name, IPv4 or unbracketed IPv6.
+    Tcp {
+        /// The host text (resolved lazily).
+        host: String,
+        /// 1..=65535.
+        port: u16,
+    },
+    /// A unix socket path.
     Unix(PathBuf),
 }
 
@@ -92,6 +125,7 @@ pub enum ServerAddress {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ConfigError {
+    /// The file, as given.
     pub file: String,
     /// 1-based; 0 when the problem concerns the whole file.
     pub line: usize,
@@ -250,11 +284,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(w) = built.windows(2).find(|w| w[0].pool.name == w[1].pool.name) {
         return Err(err(
             Some(later(w[0].name_mark, w[1].name_mark)),
-            format!(
-                "'{}' has pools with same name '{}'",
-                path.display(),
-                w[0].pool.name
-            ),
+            format!("the file has pools with same name '{}'", w[0].pool.name),
         ));
     }
     Ok(Config {
@@ -262,3 +292,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         pools: built.into_iter().map(|b| b.pool).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests;
