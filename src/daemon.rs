@@ -11,20 +11,22 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::logging::strerror;
+
 /// Why daemonizing or the pid file failed; the Display texts are nutcracker's.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// `fork()` failed.
-    #[error("fork() failed: {0}")]
+    #[error("fork() failed: {}", strerror(.0))]
     Fork(io::Error),
     /// `setsid()` failed.
-    #[error("setsid() failed: {0}")]
+    #[error("setsid() failed: {}", strerror(.0))]
     Setsid(io::Error),
     /// Opening `/dev/null` failed.
-    #[error("open(\"/dev/null\") failed: {0}")]
+    #[error("open(\"/dev/null\") failed: {}", strerror(.0))]
     DevNull(io::Error),
     /// `dup2()` onto a standard descriptor failed.
-    #[error("dup2({fd}, {target}) failed: {source}")]
+    #[error("dup2({fd}, {target}) failed: {}", strerror(source))]
     Dup2 {
         /// The `/dev/null` descriptor.
         fd: i32,
@@ -34,7 +36,7 @@ pub enum DaemonError {
         source: io::Error,
     },
     /// Creating or writing the pid file failed.
-    #[error("opening pid file '{}' failed: {source}", path.display())]
+    #[error("opening pid file '{}' failed: {}", path.display(), strerror(source))]
     PidFile {
         /// The pid file.
         path: PathBuf,

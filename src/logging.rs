@@ -92,12 +92,22 @@ pub fn init(level: u8, path: Option<&Path>) -> Result<(), LogError> {
 
 /// Opening the log file failed.
 #[derive(Debug, thiserror::Error)]
-#[error("opening log file '{}' failed: {source}", path.display())]
+#[error("opening log file '{}' failed: {}", path.display(), strerror(source))]
 pub struct LogError {
     /// The `-o` path.
     pub path: PathBuf,
     /// The OS error.
     pub source: io::Error,
+}
+
+/// An IO error as C's `strerror` words it (std's text without the
+/// ` (os error N)` suffix), for nutcracker-identical messages.
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) if e.raw_os_error().is_some() => text[..cut].to_owned(),
+        _ => text,
+    }
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
@@ -127,7 +137,7 @@ pub fn reopen() {
                     io::stderr(),
                     "reopening log file '{}' failed, ignored: {}",
                     path.display(),
-                    e
+                    strerror(&e)
                 );
             }
         }

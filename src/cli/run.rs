@@ -91,7 +91,7 @@ fn route(opts: &Options) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    if let Err(e) = route_keys(&config, opts.pool.as_deref(), &keys, &mut out) {
+    if let Err(e) = crate::route::run(&config, opts.pool.as_deref(), &keys, &mut out) {
         let _ = out.flush();
         to_stderr(&format!("{PROGRAM}: {e}\n"));
         return 1;
@@ -101,17 +101,6 @@ fn route(opts: &Options) -> u8 {
         return 1;
     }
     0
-}
-
-/// Placeholder until `crate::route::run` lands (same signature).
-fn route_keys(
-    config: &rustcracker_config::Config,
-    pool: Option<&str>,
-    keys: &[Vec<u8>],
-    out: &mut dyn Write,
-) -> Result<(), String> {
-    let _ = (config, pool, keys, out);
-    Err("--route is not implemented yet".to_owned())
 }
 
 /// One key per line; the line end (`\n` or `\r\n`) is not part of the key.
