@@ -1,0 +1,94 @@
+//! Merging the replies of a request split across servers (spec §6.3).
+//!
+//! Each function takes every fragment's complete reply (`fragments[f]`, exactly one response)
+//! and writes the client's reply. A fragment reply of the wrong type (an error such as
+//! `-READONLY` or `-NOAUTH`, a count that does not match) fails the whole request with
+//! [`MergeError`], which the proxy answers with [`crate::reply::INVALID_ARGUMENT`]
+//! (`-ERR Invalid argument`, nutcracker's EINVAL). On error nothing is written to `out`.
+
+use crate::reply::{write_number_line, OK};
+use crate::response::{parse_response, ResponseKind, ResponseParse};
+
+/// A fragment reply could not be merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a fragment reply has an unexpected type")]
+pub struct MergeError;
+
+/// The whole reply in `buf`, or an error if it is not exactly one complete reply.
+fn whole(buf: &[u8]) -> Result<ResponseKind, MergeError> {
+    match parse_response(buf) {
+        ResponseParse::Response(r) if r.len == buf.len() => Ok(r.kind),
+        _ => Err(MergeError),
+    }
+}
+
+/// `MGET`: `key_fragments[i]` is the fragment the i-th key of the original request went to.
+/// Each fragment reply must be an array with one element per key sent there, in order. Writes
+/// `*<keys>\r\n` and then, for each key in request order, the next element of its fragment's
+/// reply, copied verbatim (`$-1` for misses), as nutcracker does. Duplicate keys are fine.
+pub fn merge_mget(
+    key_fragments: &[usize],
+    fragments: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<(), MergeError> {
+    // Per fragment: the cursor after its array header.
+    let mut cursors: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
+    for (f, reply) in fragments.iter().enumerate() {
+        let ResponseKind::Array(n) = whole(reply)? else {
+            return Err(MergeError);
+        };
+        let expected = key_fragments.iter().filter(|&&k| k == f).count();
+        if u64::try_from(expected).ok() != Some(n) {
+            return Err(MergeError);
+        }
+        let header_end = memchr::memchr(b'\n', reply).ok_or(MergeError)? + 1;
+        cursors.push(header_end);
+    }
+    let start = out.len();
+    let count = i64::try_from(key_fragments.len()).map_err(|_| MergeError)?;
+    write_number_line(b'*', count, out);
+    for &f in key_fragments {
+        let copied = (|| {
+            let reply = fragments.get(f)?;
+            let cursor = cursors.get_mut(f)?;
+            let rest = reply.get(*cursor..)?;
+            let ResponseParse::Response(element) = parse_response(rest) else {
+                return None;
+            };
+            out.extend_from_slice(rest.get(..element.len)?);
+            *cursor += element.len;
+            Some(())
+        })();
+        if copied.is_none() {
+            out.truncate(start);
+            return Err(MergeError);
+        }
+    }
+    Ok(())
+}
+
+/// `DEL`, `UNLINK`, `TOUCH`, `EXISTS`: every fragment reply must be an integer; writes
+/// `:<sum>\r\n`.
+pub fn merge_sum(fragments: &[&[u8]], out: &mut Vec<u8>) -> Result<(), MergeError> {
+    let mut sum: i64 = 0;
+    for reply in fragments {
+        let ResponseKind::Integer(n) = whole(reply)? else {
+            return Err(MergeError);
+        };
+        sum = sum.checked_add(n).ok_or(MergeError)?;
+    }
+    write_number_line(b':', sum, out);
+    Ok(())
+}
+
+/// `MSET`: every fragment reply must be a status; writes `+OK\r\n`. Not atomic: fragments that
+/// succeeded are not rolled back when another fails.
+pub fn merge_mset(fragments: &[&[u8]], out: &mut Vec<u8>) -> Result<(), MergeError> {
+    for reply in fragments {
+        if whole(reply)? != ResponseKind::Status {
+            return Err(MergeError);
+        }
+    }
+    out.extend_from_slice(OK);
+    Ok(())
+}
