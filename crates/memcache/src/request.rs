@@ -1,8 +1,11 @@
 //! Request parsing (client → proxy).
 //!
-//! Framing follows nutcracker 0.5.0 (spec §5.1): a command line ends at `\r\n` only, a bare `\n`
-//! inside a key is part of the key, leading spaces are skipped, fields are separated by one or more
-//! spaces, command names are exact lower-case words, keys are 1..=250 bytes.
+//! Framing follows nutcracker 0.5.0 (spec §5.1): leading spaces are skipped, fields are separated
+//! by one or more spaces, command names are exact lower-case words, keys are 1..=250 bytes. One
+//! deliberate difference: a command line ends at the first `\n` (with or without `\r` before it),
+//! as memcached frames it. nutcracker makes a bare `\n` part of the key and forwards it, and the
+//! server then sees two commands and sends two replies for one request, handing the extra reply
+//! to whichever request comes next on the shared server connection, possibly another client's.
 //!
 //! Where nutcracker would close the connection silently, we answer what memcached 1.6.18 answers
 //! to the same line (each reply below was checked against a real memcached), and keep the
@@ -186,7 +189,7 @@ pub fn parse_request(buf: &[u8]) -> RequestParse {
     let cmd_end = buf
         .iter()
         .skip(start)
-        .position(|&b| b == b' ' || b == b'\r')
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
         .map(|p| start + p);
     let cmd_end = match cmd_end {
         Some(end) if end <= MAX_LINE_LEN => end,
@@ -202,9 +205,13 @@ pub fn parse_request(buf: &[u8]) -> RequestParse {
         MAX_LINE_LEN
     };
 
-    // The line end: the first `\r`, which must be followed by `\n`.
+    // The line end: the first `\n`; the arguments stop before a `\r` right in front of it.
     let rest = buf.get(cmd_end..).unwrap_or_default();
-    let Some(cr) = memchr::memchr(b'\r', rest).map(|p| cmd_end + p) else {
+    let Some(nl) = memchr::memchr(b'\n', rest).map(|p| cmd_end + p) else {
+        // A `\r` followed by anything but `\n` is already known to be a lone `\r` (see below).
+        if memchr::memchr(b'\r', rest).is_some_and(|p| p + 1 < rest.len()) {
+            return invalid(buf.len(), reply::BAD_COMMAND_LINE, true);
+        }
         if buf.len() > limit {
             return close_silently(buf);
         }
@@ -213,17 +220,20 @@ pub fn parse_request(buf: &[u8]) -> RequestParse {
         }
         return INCOMPLETE;
     };
+    let cr = if nl > cmd_end && buf.get(nl - 1) == Some(&b'\r') {
+        nl - 1
+    } else {
+        nl
+    };
     if cr > limit {
         return close_silently(buf);
     }
-    match buf.get(cr + 1) {
-        None => return INCOMPLETE,
-        Some(b'\n') => {}
-        // A lone `\r`: nutcracker rejects it; memcached would make it part of a token, which we
-        // cannot forward (keys never contain `\r`). The line end is unknown, so close.
-        Some(_) => return invalid(cr + 2, reply::BAD_COMMAND_LINE, true),
+    // A lone `\r` inside the line: nutcracker rejects it; memcached would make it part of a
+    // token, which we cannot forward (keys never contain `\r`), so close.
+    if memchr::memchr(b'\r', buf.get(cmd_end..cr).unwrap_or_default()).is_some() {
+        return invalid(nl + 1, reply::BAD_COMMAND_LINE, true);
     }
-    let line_len = cr + 2;
+    let line_len = nl + 1;
 
     let Some(command) = command else {
         // Unknown, unsupported, upper-case or empty command: memcached says ERROR and goes on.

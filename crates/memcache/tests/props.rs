@@ -16,8 +16,8 @@ struct Composed {
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
-    // Any byte but space and CR (a bare \n is part of a key), 1..=250 bytes; mostly short.
-    let byte = any::<u8>().prop_filter("no space/CR", |b| *b != b' ' && *b != b'\r');
+    // Any byte but space, CR and LF (LF ends a line, as in memcached), 1..=250 bytes; mostly short.
+    let byte = any::<u8>().prop_filter("no space/CR/LF", |b| !matches!(*b, b' ' | b'\r' | b'\n'));
     prop_oneof![
         8 => proptest::collection::vec(byte.clone(), 1..12),
         1 => proptest::collection::vec(byte, 240..=250),
