@@ -338,3 +338,48 @@ fn version_wins_over_test_conf() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stderr(&o), version_block());
 }
+
+#[test]
+fn route_keys_from_args_or_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = write(dir.path(), "ok.yml", &valid_config());
+    let from_args = rc(&["-c", &conf, "--route", "foo", "bar"]);
+    assert_eq!(from_args.status.code(), Some(0), "{}", stderr(&from_args));
+    assert!(from_args.stderr.is_empty());
+    let mut child = Command::new(common::rustcracker_bin())
+        .args(["--route", "-c", &conf])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"foo\r\nbar\n")
+        .expect("write keys");
+    let from_stdin = child.wait_with_output().expect("wait");
+    assert_eq!(from_stdin.status.code(), Some(0));
+    assert_eq!(from_stdin.stdout, from_args.stdout);
+    let text = String::from_utf8_lossy(&from_args.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.starts_with("alpha\tfoo\t"), "{text}");
+}
+
+#[test]
+fn route_errors_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = write(dir.path(), "ok.yml", &valid_config());
+    let o = rc(&["-c", &conf, "--route", "--pool=nope", "k"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).starts_with("rustcracker: "), "{}", stderr(&o));
+    let o = rc(&["-c", "/nonexistent.yml", "--route", "k"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with("syntax is invalid\n"),
+        "{}",
+        stderr(&o)
+    );
+}
