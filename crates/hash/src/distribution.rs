@@ -355,6 +355,10 @@ mod tests {
         assert_eq!(ketama_point_count(100_000, 100_001, 2), 316);
         assert_eq!(ketama_point_count(1, 100_001, 2), 0);
         assert_eq!(ketama_point_count(0, 0, 1), 0);
+        // float32 rounding: 25 equal servers get 156 points each, not 160
+        // (checked against nutcracker with 25 memcached: 5000/5000 keys).
+        assert_eq!(ketama_point_count(1, 25, 25), 156);
+        assert_eq!(ketama_point_count(1, 24, 24), 160);
     }
 
     /// Observed with nutcracker 0.5.0 (spec §2.3).

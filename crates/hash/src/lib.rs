@@ -2,6 +2,8 @@
 //! (`hash`), hash tags, and the ketama / modula / random distributions
 //! (`distribution`). Pure code: no IO, no clocks.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
 
 pub mod distribution;
 pub mod hash;
