@@ -393,7 +393,10 @@ mod tests {
         );
         for i in 0..200 {
             let key = format!("key{i}");
-            let want = if HashFunction::Fnv1a_64.hash(key.as_bytes()).is_multiple_of(3) {
+            let want = if HashFunction::Fnv1a_64
+                .hash(key.as_bytes())
+                .is_multiple_of(3)
+            {
                 0
             } else {
                 1
@@ -474,7 +477,10 @@ mod tests {
         r.set_live(&[true, false, true]);
         for i in 0..200 {
             let key = format!("k{i}");
-            let want = if HashFunction::Fnv1a_64.hash(key.as_bytes()).is_multiple_of(4) {
+            let want = if HashFunction::Fnv1a_64
+                .hash(key.as_bytes())
+                .is_multiple_of(4)
+            {
                 0
             } else {
                 2
