@@ -200,8 +200,14 @@ fn invalid(len: usize, reply: ReplyText, close: bool) -> RequestParse {
     RequestParse::Invalid(InvalidRequest { len, reply, close })
 }
 
-fn protocol_error(buf: &[u8], reply: &'static [u8]) -> RequestParse {
-    invalid(buf.len().max(1), ReplyText::Static(reply), true)
+/// A protocol error: the reply, then close. `len` is the end of the offending line, so the
+/// verdict does not depend on how many more bytes happen to be buffered.
+fn protocol_error(buf: &[u8], len: usize, reply: &'static [u8]) -> RequestParse {
+    invalid(
+        len.clamp(1, buf.len().max(1)),
+        ReplyText::Static(reply),
+        true,
+    )
 }
 
 /// Parses one request from the front of `buf`.
@@ -262,11 +268,11 @@ impl RequestParser {
             let cr = match line_end(buf, 0, protocol::TOO_BIG_MBULK_COUNT) {
                 Ok(Some(cr)) => cr,
                 Ok(None) => return INCOMPLETE,
-                Err(TooBig(reply)) => return protocol_error(buf, reply),
+                Err(TooBig(reply)) => return protocol_error(buf, buf.len(), reply),
             };
             let count = match string2ll(buf.get(1..cr).unwrap_or_default()) {
                 Some(count) if count <= MAX_MULTIBULK_COUNT => count,
-                _ => return protocol_error(buf, protocol::INVALID_MULTIBULK_LENGTH),
+                _ => return protocol_error(buf, cr + 2, protocol::INVALID_MULTIBULK_LENGTH),
             };
             if count <= 0 {
                 return invalid(cr + 2, ReplyText::Static(b""), false);
@@ -279,21 +285,21 @@ impl RequestParser {
             let cr = match line_end(buf, at, protocol::TOO_BIG_BULK_COUNT) {
                 Ok(Some(cr)) => cr,
                 Ok(None) => return INCOMPLETE,
-                Err(TooBig(reply)) => return protocol_error(buf, reply),
+                Err(TooBig(reply)) => return protocol_error(buf, buf.len(), reply),
             };
             let Some(&first) = buf.get(at) else {
                 return INCOMPLETE;
             };
             if first != b'$' {
                 return invalid(
-                    buf.len().max(1),
+                    cr + 2,
                     ReplyText::Owned(reply::expected_dollar(first)),
                     true,
                 );
             }
             let len = match string2ll(buf.get(at + 1..cr).unwrap_or_default()) {
                 Some(len) if (0..=MAX_BULK_LEN).contains(&len) => len,
-                _ => return protocol_error(buf, protocol::INVALID_BULK_LENGTH),
+                _ => return protocol_error(buf, cr + 2, protocol::INVALID_BULK_LENGTH),
             };
             let start = cr + 2;
             let end = start + usize::try_from(len).unwrap_or(0);
@@ -337,7 +343,7 @@ fn line_end(buf: &[u8], from: usize, too_big: &'static [u8]) -> Result<Option<us
 fn inline_request(buf: &[u8], max_key_len: usize) -> RequestParse {
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX {
-            return protocol_error(buf, protocol::TOO_BIG_INLINE);
+            return protocol_error(buf, buf.len(), protocol::TOO_BIG_INLINE);
         }
         return INCOMPLETE;
     };
