@@ -135,6 +135,16 @@ fn cases() -> Vec<Case> {
         fixed("get without key", b"get\r\nget foo\r\n", b"ERROR\r\nEND\r\n"),
         fixed("bad data chunk closes", b"set foo 0 0 1\r\nxyz\r\nget foo\r\n", b"CLIENT_ERROR bad data chunk\r\n"),
         fixed("bad flags", b"set foo x 0 1\r\nx\r\nget foo\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+        fixed("empty line", b"\r\nget foo\r\n", b"ERROR\r\nEND\r\n"),
+        fixed("bare LF ends a line", b"set foo 0 0 1\r\nx\r\nget foo\nget foo\r\n", b"STORED\r\nVALUE foo 0 1\r\nx\r\nEND\r\nVALUE foo 0 1\r\nx\r\nEND\r\n"),
+        fixed("binary protocol closes", b"get foo\r\n\x80\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00foo", b"END\r\n"),
+        fixed("delete with time", b"set foo 0 0 1\r\nx\r\ndelete foo 0\r\n", b"STORED\r\nDELETED\r\n"),
+        fixed("version extra", b"version extra\r\n", b"VERSION <line>\r\n"),
+        case("overwrite", b"set foo 0 0 1\r\nx\r\nset foo 0 0 2\r\nyz\r\nget foo\r\n", b"STORED\r\nSTORED\r\nVALUE foo 0 2\r\nyz\r\nEND\r\n"),
+        case("delete then add", b"set foo 0 0 1\r\nx\r\ndelete foo\r\nadd foo 0 0 1\r\ny\r\nget foo\r\n", b"STORED\r\nDELETED\r\nSTORED\r\nVALUE foo 0 1\r\ny\r\nEND\r\n"),
+        case("incr then get", b"set n 0 0 1\r\n5\r\nincr n 10\r\nget n\r\n", b"STORED\r\n15\r\nVALUE n 0 2\r\n15\r\nEND\r\n"),
+        case("pipeline of versions", b"version\r\nversion\r\n", b"VERSION <line>\r\nVERSION <line>\r\n"),
+        case("mixed pipeline", b"set a 0 0 1\r\n1\r\nget a b\r\nincr a 1\r\ndelete b\r\nget a\r\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n2\r\nNOT_FOUND\r\nVALUE a 0 1\r\n2\r\nEND\r\n"),
     ];
     // Keys of 250 bytes work; 251 is memcached's "bad command line format".
     let k250 = "k".repeat(250);
@@ -432,11 +442,11 @@ fn topologies() -> Vec<Topology> {
             &["--threads", "2"],
         ),
         tcp_topology(
-            "2 server connections",
+            "hash tag, crc32a, 3 servers",
             f,
-            2,
-            &[1, 1],
-            "  server_connections: 2\n",
+            3,
+            &[1, 1, 1],
+            "  hash: crc32a\n  hash_tag: \"{}\"\n",
             &[],
         ),
     ]

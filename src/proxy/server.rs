@@ -319,6 +319,7 @@ async fn serve(
                 }
                 // Keep the unparsed tail at the front; let big buffers go when idle.
                 if start == input.len() {
+                    need = 0;
                     input.clear();
                     if input.capacity() > 4 * READ_CHUNK {
                         input = Vec::new();

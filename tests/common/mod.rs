@@ -217,7 +217,12 @@ impl Proxy {
             .arg(stats_port.to_string())
             .args(extra_args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // The proxies' own log lines only when asked for (TEST_PROXY_LOG=1).
+            .stderr(if std::env::var_os("TEST_PROXY_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         wait_for_port(wait_port);
