@@ -198,8 +198,14 @@ fn garbage_client_does_not_disturb_others() {
         );
         rounds += 1;
     }
-    let (_sent, _replies) = garbage.join().unwrap();
+    let (sent, replies) = garbage.join().unwrap();
     assert!(rounds > 0);
+    // Every garbage line is an unknown command: one `ERROR\r\n` each, connection kept.
+    assert_eq!(sent, 100 << 20);
+    // Each 1 MiB chunk holds 10,699 whole lines; its 74-byte tail joins the next chunk's first
+    // line, and the very last tail is an incomplete request dropped at EOF.
+    let lines = 100 * ((1 << 20) / 98);
+    assert_eq!(replies, lines * 7, "{sent} bytes sent");
     let rss = rss_kib(setup._proxy.process.child.id());
     assert!(
         rss < 200 * 1024,
