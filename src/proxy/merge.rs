@@ -9,6 +9,12 @@ use super::Protocol;
 pub enum MergeKind {
     /// memcache `get`/`gets`/`gat`/`gats`: VALUE blocks in request order, then `END`.
     MemcacheValues,
+    /// redis `MGET`: one array, elements in request order.
+    RedisMget,
+    /// redis `DEL`/`UNLINK`/`TOUCH`/`EXISTS`: integers summed.
+    RedisSum,
+    /// redis `MSET`: `+OK` when every fragment answered a status.
+    RedisMset,
 }
 
 /// The state of one split request.
@@ -90,6 +96,26 @@ impl Merge {
                     .collect();
                 rustcracker_memcache::merge_values(&keys, &parts, out);
             }
+            MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
+                let parts: Vec<&[u8]> = self
+                    .parts
+                    .iter()
+                    .map(|p| p.as_deref().unwrap_or_default())
+                    .collect();
+                let merged = match self.kind {
+                    MergeKind::RedisMget => {
+                        let fragments: Vec<usize> =
+                            self.key_spans.iter().map(|&(_, _, f)| f as usize).collect();
+                        rustcracker_redis::merge_mget(&fragments, &parts, out)
+                    }
+                    MergeKind::RedisSum => rustcracker_redis::merge_sum(&parts, out),
+                    _ => rustcracker_redis::merge_mset(&parts, out),
+                };
+                // A fragment reply of the wrong type (`-READONLY`, say): EINVAL, as nutcracker.
+                if merged.is_err() {
+                    protocol.error_reply(&Failure::INVALID.message(), out);
+                }
+            }
         }
     }
 }
@@ -100,6 +126,8 @@ impl MergeKind {
     fn accepts(self, reply: &[u8]) -> bool {
         match self {
             MergeKind::MemcacheValues => reply.starts_with(b"VALUE ") || reply == b"END\r\n",
+            // The redis merges check the reply types themselves.
+            MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => true,
         }
     }
 }

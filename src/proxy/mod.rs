@@ -95,11 +95,28 @@ impl Protocol {
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+}
 
-    /// Parses the reply at the start of `buf`.
-    pub fn parse_response(self, buf: &[u8]) -> ResponseParse {
+/// Reads the replies of one server connection; remembers a partly parsed
+/// redis reply so that a huge array arriving in many reads is scanned once.
+pub enum ResponseReader {
+    Memcache,
+    Redis(rustcracker_redis::ResponseParser),
+}
+
+impl ResponseReader {
+    /// A reader for `protocol`.
+    pub fn new(protocol: Protocol) -> ResponseReader {
+        match protocol {
+            Protocol::Memcache => ResponseReader::Memcache,
+            Protocol::Redis => ResponseReader::Redis(Default::default()),
+        }
+    }
+
+    /// Parses the reply at the start of `buf` (the same buffer, grown, after `Incomplete`).
+    pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         match self {
-            Protocol::Memcache => match rustcracker_memcache::parse_response(buf) {
+            ResponseReader::Memcache => match rustcracker_memcache::parse_response(buf) {
                 rustcracker_memcache::ResponseParse::Incomplete { needed } => {
                     ResponseParse::Incomplete(needed.unwrap_or(0))
                 }
@@ -109,7 +126,16 @@ impl Protocol {
                     server_failure: false,
                 },
             },
-            Protocol::Redis => redis::parse_response(buf),
+            ResponseReader::Redis(parser) => match parser.parse(buf) {
+                rustcracker_redis::ResponseParse::Incomplete { needed } => {
+                    ResponseParse::Incomplete(needed.unwrap_or(0))
+                }
+                rustcracker_redis::ResponseParse::Invalid => ResponseParse::Invalid,
+                rustcracker_redis::ResponseParse::Response(r) => ResponseParse::Response {
+                    len: r.len,
+                    server_failure: r.kind.is_server_failure(),
+                },
+            },
         }
     }
 }
@@ -139,6 +165,7 @@ impl Proxy {
             .map(|_| Arc::new(AtomicUsize::new(0)))
             .collect();
         let (shutdown, watcher) = watch::channel(false);
+        let mbuf_size = options.mbuf_size;
         let mut workers = Vec::with_capacity(threads);
         for (index, bound) in listeners.into_iter().enumerate() {
             let pools = pools.clone();
@@ -147,7 +174,7 @@ impl Proxy {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || worker_main(pools, clients, bound, watcher, ready_tx))
+                .spawn(move || worker_main(pools, clients, bound, watcher, ready_tx, mbuf_size))
                 .map_err(|source| ProxyError::Worker {
                     worker: index,
                     source,
@@ -188,6 +215,7 @@ fn worker_main(
     listeners: Vec<BoundListener>,
     shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<io::Result<()>>,
+    mbuf_size: usize,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -203,7 +231,7 @@ fn worker_main(
         let active = Rc::new(Cell::new(0usize));
         let mut runtimes = Vec::with_capacity(pools.len());
         for ((pool, clients), bound) in pools.into_iter().zip(clients).zip(listeners) {
-            let pool = Rc::new(PoolRuntime::new(pool, clients));
+            let pool = Rc::new(PoolRuntime::new(pool, clients, mbuf_size));
             let listener = match Listener::attach(bound) {
                 Ok(l) => l,
                 Err(e) => {

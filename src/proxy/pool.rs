@@ -29,11 +29,13 @@ pub struct PoolRuntime {
     pub timeout: Option<Duration>,
     /// Clients of this pool across all workers (for `client_connections`).
     pub clients: Arc<AtomicUsize>,
+    /// The longest redis routing key (nutcracker's mbuf-derived limit, from `-m`).
+    pub max_key_len: usize,
 }
 
 impl PoolRuntime {
     /// The runtime state of `config` for one worker.
-    pub fn new(config: Arc<Pool>, clients: Arc<AtomicUsize>) -> PoolRuntime {
+    pub fn new(config: Arc<Pool>, clients: Arc<AtomicUsize>, mbuf_size: usize) -> PoolRuntime {
         let names: Vec<(&[u8], u32)> = config
             .servers
             .iter()
@@ -58,6 +60,7 @@ impl PoolRuntime {
             ejected_until: RefCell::new(vec![None; config.servers.len()]),
             next_rebuild: Cell::new(None),
             clients,
+            max_key_len: rustcracker_redis::max_key_len_for_mbuf(mbuf_size),
             config,
         }
     }
@@ -101,9 +104,20 @@ impl PoolRuntime {
         self.rebuild(Instant::now());
     }
 
-    /// A server connection is up (the redis pool sends AUTH / SELECT here).
-    pub fn on_connect(&self, server: &ServerRuntime, conn: &ServerConnection) {
-        let _ = (server, conn);
+    /// A server connection is up: a redis pool sends AUTH / SELECT first.
+    pub fn on_connect(&self, conn: &ServerConnection) {
+        if self.protocol != Protocol::Redis {
+            return;
+        }
+        let count =
+            usize::from(self.config.redis_auth.is_some()) + usize::from(self.config.redis_db > 0);
+        if count > 0 {
+            conn.prepend(
+                &super::redis::connection_preamble(self),
+                count,
+                self.deadline(),
+            );
+        }
     }
 
     fn readmit(&self) {

@@ -1,26 +1,262 @@
-//! Routing redis requests. The redis data plane lands with the redis issue;
-//! until then a redis pool answers every request with an error and closes.
+//! Routing redis requests: PING / QUIT / AUTH answered here, MGET / DEL /
+//! UNLINK / TOUCH / EXISTS / MSET split per server and merged, everything
+//! else sent whole to the server of its first key (`placeholder` for keyless
+//! commands). Inline requests are re-encoded as multi-bulk.
 
 use std::rc::Rc;
 
-use super::client::Client;
-use super::pool::PoolRuntime;
-use super::session::Dispatched;
-use super::ResponseParse;
+use smallvec::SmallVec;
 
-/// Answers and stops: the redis request path is not built yet.
-pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Dispatched {
-    let _ = (pool, input);
-    client.push_local(b"-ERR redis pools are not supported by this build yet\r\n");
+use rustcracker_redis::{reply, Command, Fragmentation, Request, RequestParse, RequestParser};
+
+use super::client::Client;
+use super::errno::Failure;
+use super::merge::{Merge, MergeKind};
+use super::pool::PoolRuntime;
+use super::server::{Pending, ServerConnection, WHOLE};
+use super::session::Dispatched;
+
+/// The routing key of keyless commands (`COMMAND`, `LOLWUT`), as in nutcracker.
+const PLACEHOLDER: &[u8] = b"placeholder";
+
+/// A redis client's state between reads.
+#[derive(Default)]
+pub struct RedisSession {
+    /// Remembers a partly framed request, so a huge request is scanned once.
+    parser: RequestParser,
+    /// AUTH succeeded (pools with `redis_auth`).
+    authenticated: bool,
+    /// Scratch space for re-encoded and fragment requests.
+    scratch: Vec<u8>,
+}
+
+/// Parses and routes every complete request in `input`.
+pub fn dispatch(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    input: &[u8],
+    session: &mut RedisSession,
+) -> Dispatched {
+    let mut pos = 0;
+    while pos < input.len() {
+        let buf = &input[pos..];
+        match session.parser.parse(buf, pool.max_key_len) {
+            RequestParse::Incomplete { needed } => {
+                return Dispatched {
+                    consumed: pos,
+                    need: pos + needed.unwrap_or(0),
+                    stop: false,
+                };
+            }
+            RequestParse::Invalid(invalid) => {
+                if !invalid.reply.is_empty() {
+                    client.push_local(invalid.reply.as_bytes());
+                }
+                pos += invalid.len;
+                if invalid.close {
+                    return Dispatched {
+                        consumed: pos,
+                        need: 0,
+                        stop: true,
+                    };
+                }
+            }
+            RequestParse::Request(request) => {
+                let bytes = &buf[..request.len];
+                pos += request.len;
+                if request.command == Command::Quit {
+                    client.push_local(reply::OK);
+                    return Dispatched {
+                        consumed: pos,
+                        need: 0,
+                        stop: true,
+                    };
+                }
+                if request.command == Command::Auth {
+                    authenticate(client, pool, bytes, &request, session);
+                    continue;
+                }
+                if pool.config.redis_auth.is_some() && !session.authenticated {
+                    client.push_local(reply::NOAUTH);
+                    continue;
+                }
+                if request.command == Command::Ping {
+                    let mut out = Vec::new();
+                    let message = request.arg(bytes, 0);
+                    reply::ping_reply(message.as_deref(), &mut out);
+                    client.push_local(&out);
+                    continue;
+                }
+                match request.command.fragmentation() {
+                    Some(kind) if request.keys.len() > 1 => {
+                        forward_split(client, pool, bytes, &request, kind, session)
+                    }
+                    _ => forward(client, pool, bytes, &request, session),
+                }
+            }
+        }
+    }
     Dispatched {
-        consumed: input.len(),
+        consumed: pos,
         need: 0,
-        stop: true,
+        stop: false,
     }
 }
 
-/// No reply is ever parsed while no request is forwarded.
-pub fn parse_response(buf: &[u8]) -> ResponseParse {
-    let _ = buf;
-    ResponseParse::Invalid
+/// `AUTH [user] password` against the pool's `redis_auth` (nutcracker §6.4).
+fn authenticate(
+    client: &Client,
+    pool: &PoolRuntime,
+    bytes: &[u8],
+    request: &Request,
+    session: &mut RedisSession,
+) {
+    let Some(expected) = &pool.config.redis_auth else {
+        client.push_local(reply::NO_PASSWORD_SET);
+        return;
+    };
+    let given = request.arg(bytes, request.arg_count().saturating_sub(1));
+    session.authenticated = given.as_deref() == Some(expected.as_bytes());
+    client.push_local(if session.authenticated {
+        reply::OK
+    } else {
+        reply::INVALID_PASSWORD
+    });
+}
+
+/// Sends a whole request to the server of its routing key.
+fn forward(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    bytes: &[u8],
+    request: &Request,
+    session: &mut RedisSession,
+) {
+    let key = request.routing_key(bytes);
+    let server = pool.route(key.as_deref().unwrap_or(PLACEHOLDER));
+    let seq = client.reserve();
+    let Some(server) = server else {
+        client.fail(seq, Failure::REFUSED);
+        return;
+    };
+    let conn = server.connection(pool);
+    let pending = Pending {
+        client: Some(client.clone()),
+        seq,
+        fragment: WHOLE,
+        deadline: pool.deadline(),
+    };
+    send(&conn, bytes, request, pending, &mut session.scratch);
+}
+
+/// Queues a request, re-encoded as multi-bulk when it came inline.
+fn send(
+    conn: &ServerConnection,
+    bytes: &[u8],
+    request: &Request,
+    pending: Pending,
+    scratch: &mut Vec<u8>,
+) {
+    if request.inline {
+        scratch.clear();
+        rustcracker_redis::write_request(bytes, request, scratch);
+        conn.enqueue(scratch, Some(pending));
+    } else {
+        conn.enqueue(bytes, Some(pending));
+    }
+}
+
+/// A multi-key command: one sub-request per server with its keys in request
+/// order; sent whole when every key lives on one server.
+fn forward_split(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    bytes: &[u8],
+    request: &Request,
+    kind: Fragmentation,
+    session: &mut RedisSession,
+) {
+    let mut targets: SmallVec<[usize; 8]> = SmallVec::with_capacity(request.keys.len());
+    for i in 0..request.keys.len() {
+        let key = request.key(bytes, i);
+        match pool.route(key.as_deref().unwrap_or_default()) {
+            Some(server) => targets.push(server.index),
+            None => {
+                let seq = client.reserve();
+                client.fail(seq, Failure::REFUSED);
+                return;
+            }
+        }
+    }
+    let first = targets[0];
+    if targets.iter().all(|&t| t == first) {
+        let conn = pool.servers[first].connection(pool);
+        let seq = client.reserve();
+        let pending = Pending {
+            client: Some(client.clone()),
+            seq,
+            fragment: WHOLE,
+            deadline: pool.deadline(),
+        };
+        send(&conn, bytes, request, pending, &mut session.scratch);
+        return;
+    }
+    let mut servers: SmallVec<[usize; 8]> = SmallVec::new();
+    for &t in &targets {
+        if !servers.contains(&t) {
+            servers.push(t);
+        }
+    }
+    let merge_kind = match kind {
+        Fragmentation::Mget => MergeKind::RedisMget,
+        Fragmentation::Sum => MergeKind::RedisSum,
+        Fragmentation::Mset => MergeKind::RedisMset,
+    };
+    let mut merge = Merge::new(merge_kind, servers.len());
+    for &t in &targets {
+        let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
+        merge.push_key(&[], fragment as u32);
+    }
+    let seq = client.reserve_merge(merge);
+    let deadline = pool.deadline();
+    let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();
+    for (fragment, &server) in servers.iter().enumerate() {
+        indexes.clear();
+        indexes.extend(
+            targets
+                .iter()
+                .enumerate()
+                .filter(|(_, &t)| t == server)
+                .map(|(i, _)| i),
+        );
+        session.scratch.clear();
+        rustcracker_redis::write_fragment(bytes, request, &indexes, &mut session.scratch);
+        let conn = pool.servers[server].connection(pool);
+        let pending = Pending {
+            client: Some(client.clone()),
+            seq,
+            fragment: fragment as u32,
+            deadline,
+        };
+        conn.enqueue(&session.scratch, Some(pending));
+    }
+}
+
+/// What a new server connection sends before any request: `AUTH redis_auth`,
+/// then `SELECT redis_db` (in that order, on every kind of connection: a fix
+/// over nutcracker, which sent SELECT first and skipped it on unix sockets).
+pub fn connection_preamble(pool: &PoolRuntime) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(password) = &pool.config.redis_auth {
+        out.extend_from_slice(b"*2\r\n$4\r\nAUTH\r\n");
+        reply::write_bulk(password.as_bytes(), &mut out);
+    }
+    if pool.config.redis_db > 0 {
+        out.extend_from_slice(b"*2\r\n$6\r\nSELECT\r\n");
+        reply::write_bulk(
+            itoa::Buffer::new().format(pool.config.redis_db).as_bytes(),
+            &mut out,
+        );
+    }
+    out
 }

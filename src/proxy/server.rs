@@ -23,7 +23,7 @@ use super::client::Client;
 use super::errno::Failure;
 use super::pool::PoolRuntime;
 use super::stream::Stream;
-use super::ResponseParse;
+use super::{ResponseParse, ResponseReader};
 
 /// Sentinel fragment index for requests that were not split.
 pub const WHOLE: u32 = u32::MAX;
@@ -78,6 +78,21 @@ impl ServerConnection {
         drop(st);
         if wake {
             self.wake.notify_one();
+        }
+    }
+
+    /// Puts the proxy's own requests (redis AUTH / SELECT) ahead of everything
+    /// queued; their `count` replies are swallowed.
+    pub fn prepend(&self, request: &[u8], count: usize, deadline: Option<Instant>) {
+        let mut st = self.state.borrow_mut();
+        st.out.splice(0..0, request.iter().copied());
+        for _ in 0..count {
+            st.fifo.push_front(Pending {
+                client: None,
+                seq: 0,
+                fragment: WHOLE,
+                deadline,
+            });
         }
     }
 
@@ -207,7 +222,7 @@ async fn run(
             return;
         }
     };
-    pool.on_connect(&server, &conn);
+    pool.on_connect(&conn);
     let failure = serve(&conn, &stream, &server, &pool).await;
     if let Some(failure) = failure {
         conn.fail_all(failure);
@@ -228,6 +243,7 @@ async fn serve(
     let mut input: Vec<u8> = Vec::new();
     let mut start = 0usize;
     let mut need = 0usize;
+    let mut reader = ResponseReader::new(pool.protocol);
     let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
     let mut armed: Option<Instant> = None;
     loop {
@@ -293,7 +309,7 @@ async fn serve(
                 }
                 loop {
                     let buf = &input[start..];
-                    match pool.protocol.parse_response(buf) {
+                    match reader.parse(buf) {
                         ResponseParse::Incomplete(needed) => {
                             need = start + needed;
                             break;

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::client::Client;
 use super::pool::PoolRuntime;
+use super::redis::RedisSession;
 use super::stream::Stream;
 use super::{memcache, Protocol};
 
@@ -49,6 +50,7 @@ async fn serve(
     let mut input: Vec<u8> = Vec::new();
     let mut need = 0usize;
     let mut reading = !*shutdown.borrow();
+    let mut redis = RedisSession::default();
     loop {
         let flushed = client.flush_to(stream)?;
         if !reading && flushed && client.outstanding() == 0 {
@@ -83,7 +85,7 @@ async fn serve(
                 }
                 let done = match pool.protocol {
                     Protocol::Memcache => memcache::dispatch(client, pool, &input),
-                    Protocol::Redis => super::redis::dispatch(client, pool, &input),
+                    Protocol::Redis => super::redis::dispatch(client, pool, &input, &mut redis),
                 };
                 if done.stop {
                     reading = false;
