@@ -11,7 +11,11 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 
+use std::sync::Arc;
+
 use tokio::sync::Notify;
+
+use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::errno::Failure;
 use super::merge::Merge;
@@ -25,6 +29,9 @@ pub struct Client {
     /// Wakes the client task when `out` grew.
     pub wake: Notify,
     protocol: Protocol,
+    /// For `forward_error` and `fragments`.
+    stats: Arc<WorkerStats>,
+    pool: usize,
 }
 
 struct ClientState {
@@ -45,7 +52,7 @@ enum Slot {
 
 impl Client {
     /// A new session speaking `protocol`.
-    pub fn new(protocol: Protocol) -> Client {
+    pub fn new(protocol: Protocol, stats: Arc<WorkerStats>, pool: usize) -> Client {
         Client {
             state: RefCell::new(ClientState {
                 out: Vec::new(),
@@ -55,6 +62,8 @@ impl Client {
             }),
             wake: Notify::new(),
             protocol,
+            stats,
+            pool,
         }
     }
 
@@ -67,6 +76,7 @@ impl Client {
 
     /// Reserves the next reply position for a request split into fragments.
     pub fn reserve_merge(&self, merge: Merge) -> u64 {
+        self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
         st.slots.push_back(Slot::Merge(Box::new(merge)));
         st.base_seq + st.slots.len() as u64 - 1
@@ -118,6 +128,7 @@ impl Client {
     /// Request `seq` failed inside the proxy: the client gets the protocol's
     /// error reply (`SERVER_ERROR <reason>` / `-ERR <reason>`).
     pub fn fail(&self, seq: u64, failure: Failure) {
+        self.pool_stats().forward_error.inc();
         let mut reply = Vec::with_capacity(48);
         self.protocol.error_reply(&failure.message(), &mut reply);
         self.complete(seq, &reply);
@@ -137,7 +148,9 @@ impl Client {
             return;
         }
         let mut reply = Vec::new();
-        merge.finish(self.protocol, &mut reply);
+        if merge.finish(self.protocol, &mut reply) {
+            self.pool_stats().forward_error.inc();
+        }
         drop(st);
         self.complete(seq, &reply);
     }
@@ -192,6 +205,12 @@ impl Client {
         st.closed = true;
         st.slots.clear();
         st.out = Vec::new();
+    }
+}
+
+impl Client {
+    fn pool_stats(&self) -> &LivePoolStats {
+        &self.stats.pools[self.pool].0
     }
 }
 

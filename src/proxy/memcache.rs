@@ -13,7 +13,7 @@ use super::errno::Failure;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, WHOLE};
-use super::session::Dispatched;
+use super::session::{Dispatched, Stop};
 
 /// The routing key of keyless commands (`version`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -25,21 +25,13 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
         let buf = &input[pos..];
         match parse_request(buf) {
             RequestParse::Incomplete { needed } => {
-                return Dispatched {
-                    consumed: pos,
-                    need: pos + needed.unwrap_or(0),
-                    stop: false,
-                };
+                return Dispatched::more(pos, pos + needed.unwrap_or(0));
             }
             RequestParse::Invalid(invalid) => {
                 client.push_local(invalid.reply);
                 pos += invalid.len;
                 if invalid.close {
-                    return Dispatched {
-                        consumed: pos,
-                        need: 0,
-                        stop: true,
-                    };
+                    return Dispatched::stop(pos, Stop::Error);
                 }
             }
             RequestParse::Request(request) => {
@@ -47,13 +39,7 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
                 pos += request.len;
                 match request.command {
                     // Bytes after `quit` are discarded; earlier replies are still delivered.
-                    Command::Quit => {
-                        return Dispatched {
-                            consumed: pos,
-                            need: 0,
-                            stop: true,
-                        }
-                    }
+                    Command::Quit => return Dispatched::stop(pos, Stop::Quit),
                     Command::Version => forward(client, pool, PLACEHOLDER, bytes, false),
                     _ if request.keys.len() > 1 => forward_split(client, pool, bytes, &request),
                     _ => {
@@ -67,11 +53,7 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
             }
         }
     }
-    Dispatched {
-        consumed: pos,
-        need: 0,
-        stop: false,
-    }
+    Dispatched::more(pos, 0)
 }
 
 /// Sends a whole request to the server of `key`.

@@ -76,11 +76,17 @@ impl Merge {
         self.remaining == 0
     }
 
-    /// Builds the client's reply once every fragment is in.
-    pub fn finish(&self, protocol: Protocol, out: &mut Vec<u8>) {
+    /// How many fragments the request was split into.
+    pub fn fragments(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Builds the client's reply once every fragment is in; true when the
+    /// reply is the proxy's own error.
+    pub fn finish(&self, protocol: Protocol, out: &mut Vec<u8>) -> bool {
         if let Some(failure) = self.failure {
             protocol.error_reply(&failure.message(), out);
-            return;
+            return true;
         }
         match self.kind {
             MergeKind::MemcacheValues => {
@@ -95,6 +101,7 @@ impl Merge {
                     .map(|p| p.as_deref().unwrap_or_default())
                     .collect();
                 rustcracker_memcache::merge_values(&keys, &parts, out);
+                false
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
                 let parts: Vec<&[u8]> = self
@@ -115,6 +122,7 @@ impl Merge {
                 if merged.is_err() {
                     protocol.error_reply(&Failure::INVALID.message(), out);
                 }
+                merged.is_err()
             }
         }
     }

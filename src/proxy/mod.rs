@@ -29,6 +29,8 @@ use tokio::sync::watch;
 
 use rustcracker_config::{Config, Pool};
 
+use crate::stats::{Registry, WorkerStats};
+
 pub use errno::Failure;
 pub use listener::ListenError;
 
@@ -59,6 +61,8 @@ pub struct ProxyOptions {
 pub enum ProxyError {
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("stats server: {0}")]
+    Stats(#[source] io::Error),
     #[error("cannot start worker {worker}: {source}")]
     Worker {
         worker: usize,
@@ -144,6 +148,18 @@ impl ResponseReader {
 pub struct Proxy {
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    registry: Arc<Registry>,
+    _stats: crate::stats::server::StatsServer,
+}
+
+/// What one worker thread starts with.
+struct Worker {
+    pools: Vec<Arc<Pool>>,
+    clients: Vec<Arc<AtomicUsize>>,
+    listeners: Vec<BoundListener>,
+    shutdown: watch::Receiver<bool>,
+    mbuf_size: usize,
+    stats: Arc<WorkerStats>,
 }
 
 impl Proxy {
@@ -151,6 +167,7 @@ impl Proxy {
     /// starts the workers. Returns once every worker serves.
     pub fn start(config: Config, options: ProxyOptions) -> Result<Proxy, ProxyError> {
         let threads = options.threads.max(1);
+        let registry = Arc::new(Registry::new(config.clone()));
         let pools: Vec<Arc<Pool>> = config.pools.into_iter().map(Arc::new).collect();
         let mut listeners: Vec<Vec<BoundListener>> = (0..threads).map(|_| Vec::new()).collect();
         for pool in &pools {
@@ -171,10 +188,21 @@ impl Proxy {
             let pools = pools.clone();
             let clients = clients.clone();
             let watcher = watcher.clone();
+            let stats = registry.add_worker();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || worker_main(pools, clients, bound, watcher, ready_tx, mbuf_size))
+                .spawn(move || {
+                    let worker = Worker {
+                        pools,
+                        clients,
+                        listeners: bound,
+                        shutdown: watcher,
+                        mbuf_size,
+                        stats,
+                    };
+                    worker_main(worker, ready_tx)
+                })
                 .map_err(|source| ProxyError::Worker {
                     worker: index,
                     source,
@@ -195,7 +223,16 @@ impl Proxy {
                 }
             }
         }
-        Ok(Proxy { shutdown, workers })
+        Ok(Proxy {
+            shutdown,
+            workers,
+            registry,
+        })
+    }
+
+    /// Every worker's counters, for the stats port.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// Stops accepting, lets in-flight requests finish (at most a few
@@ -209,14 +246,15 @@ impl Proxy {
 }
 
 /// One worker thread: a current-thread runtime serving every pool.
-fn worker_main(
-    pools: Vec<Arc<Pool>>,
-    clients: Vec<Arc<AtomicUsize>>,
-    listeners: Vec<BoundListener>,
-    shutdown: watch::Receiver<bool>,
-    ready: std::sync::mpsc::Sender<io::Result<()>>,
-    mbuf_size: usize,
-) {
+fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
+    let Worker {
+        pools,
+        clients,
+        listeners,
+        shutdown,
+        mbuf_size,
+        stats,
+    } = worker;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build_local(Default::default())
@@ -230,8 +268,18 @@ fn worker_main(
     runtime.block_on(async move {
         let active = Rc::new(Cell::new(0usize));
         let mut runtimes = Vec::with_capacity(pools.len());
-        for ((pool, clients), bound) in pools.into_iter().zip(clients).zip(listeners) {
-            let pool = Rc::new(PoolRuntime::new(pool, clients, mbuf_size));
+        for (index, ((pool, clients), bound)) in
+            pools.into_iter().zip(clients).zip(listeners).enumerate()
+        {
+            let pool = Rc::new(PoolRuntime::new(
+                index,
+                pool,
+                clients,
+                mbuf_size,
+                stats.clone(),
+            ));
+            stats.total_connections.inc();
+            stats.curr_connections.inc();
             let listener = match Listener::attach(bound) {
                 Ok(l) => l,
                 Err(e) => {

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 use rustcracker_config::Pool;
 use rustcracker_hash::Router;
 
+use crate::stats::{LivePoolStats, WorkerStats};
+
 use super::server::{ServerConnection, ServerRuntime};
 use super::Protocol;
 
@@ -31,11 +33,21 @@ pub struct PoolRuntime {
     pub clients: Arc<AtomicUsize>,
     /// The longest redis routing key (nutcracker's mbuf-derived limit, from `-m`).
     pub max_key_len: usize,
+    /// This pool's position in the config (and in the stats).
+    pub index: usize,
+    /// This worker's counters.
+    pub stats: Arc<WorkerStats>,
 }
 
 impl PoolRuntime {
     /// The runtime state of `config` for one worker.
-    pub fn new(config: Arc<Pool>, clients: Arc<AtomicUsize>, mbuf_size: usize) -> PoolRuntime {
+    pub fn new(
+        index: usize,
+        config: Arc<Pool>,
+        clients: Arc<AtomicUsize>,
+        mbuf_size: usize,
+        stats: Arc<WorkerStats>,
+    ) -> PoolRuntime {
         let names: Vec<(&[u8], u32)> = config
             .servers
             .iter()
@@ -60,6 +72,8 @@ impl PoolRuntime {
             ejected_until: RefCell::new(vec![None; config.servers.len()]),
             next_rebuild: Cell::new(None),
             clients,
+            index,
+            stats,
             max_key_len: rustcracker_redis::max_key_len_for_mbuf(mbuf_size),
             config,
         }
@@ -74,6 +88,11 @@ impl PoolRuntime {
         }
         let index = self.router.borrow().route(key)?;
         self.servers.get(index)
+    }
+
+    /// This pool's counters in this worker.
+    pub fn pool_stats(&self) -> &LivePoolStats {
+        &self.stats.pools[self.index].0
     }
 
     /// The deadline of a request queued now.
@@ -101,6 +120,10 @@ impl PoolRuntime {
             self.config.server_retry_timeout_ms
         );
         self.ejected_until.borrow_mut()[server.index] = Some(until);
+        self.pool_stats().server_ejects.inc();
+        self.stats.pools[self.index].1[server.index]
+            .server_ejected_at
+            .set(crate::stats::now_micros());
         self.rebuild(Instant::now());
     }
 

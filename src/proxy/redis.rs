@@ -14,7 +14,7 @@ use super::errno::Failure;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, ServerConnection, WHOLE};
-use super::session::Dispatched;
+use super::session::{Dispatched, Stop};
 
 /// The routing key of keyless commands (`COMMAND`, `LOLWUT`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -42,11 +42,7 @@ pub fn dispatch(
         let buf = &input[pos..];
         match session.parser.parse(buf, pool.max_key_len) {
             RequestParse::Incomplete { needed } => {
-                return Dispatched {
-                    consumed: pos,
-                    need: pos + needed.unwrap_or(0),
-                    stop: false,
-                };
+                return Dispatched::more(pos, pos + needed.unwrap_or(0));
             }
             RequestParse::Invalid(invalid) => {
                 if !invalid.reply.is_empty() {
@@ -54,11 +50,7 @@ pub fn dispatch(
                 }
                 pos += invalid.len;
                 if invalid.close {
-                    return Dispatched {
-                        consumed: pos,
-                        need: 0,
-                        stop: true,
-                    };
+                    return Dispatched::stop(pos, Stop::Error);
                 }
             }
             RequestParse::Request(request) => {
@@ -66,11 +58,7 @@ pub fn dispatch(
                 pos += request.len;
                 if request.command == Command::Quit {
                     client.push_local(reply::OK);
-                    return Dispatched {
-                        consumed: pos,
-                        need: 0,
-                        stop: true,
-                    };
+                    return Dispatched::stop(pos, Stop::Quit);
                 }
                 if request.command == Command::Auth {
                     authenticate(client, pool, bytes, &request, session);
@@ -96,11 +84,7 @@ pub fn dispatch(
             }
         }
     }
-    Dispatched {
-        consumed: pos,
-        need: 0,
-        stop: false,
-    }
+    Dispatched::more(pos, 0)
 }
 
 /// `AUTH [user] password` against the pool's `redis_auth` (nutcracker §6.4).

@@ -12,12 +12,15 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use rustcracker_config::Server;
+
+use crate::stats::{LiveServerStats, WorkerStats};
 
 use super::client::Client;
 use super::errno::Failure;
@@ -55,15 +58,45 @@ impl Pending {
 /// One connection to one server.
 pub struct ServerConnection {
     state: RefCell<ConnectionState>,
+    stats: ServerStatsRef,
     /// Wakes the connection's task: new bytes to write.
     wake: Notify,
 }
 
 struct ConnectionState {
     out: Vec<u8>,
-    fifo: VecDeque<Pending>,
+    /// Requests awaiting replies, oldest first, with their lengths in bytes.
+    fifo: VecDeque<(Pending, u32)>,
     /// Closed after a failure; the server opens a new connection for the next request.
     broken: bool,
+    /// Requests (and their bytes) queued but not yet fully written: all, and
+    /// those awaiting a reply (the rest are `noreply`).
+    unwritten: Queued,
+    unwritten_replied: Queued,
+    /// Requests written and awaiting their reply.
+    outstanding: Queued,
+}
+
+/// A count of requests and their bytes.
+#[derive(Default, Clone, Copy)]
+struct Queued {
+    requests: i64,
+    bytes: i64,
+}
+
+/// The live counters of one server in one worker.
+#[derive(Clone)]
+pub struct ServerStatsRef {
+    pub worker: Arc<WorkerStats>,
+    pub pool: usize,
+    pub server: usize,
+}
+
+impl ServerStatsRef {
+    /// The server's counters.
+    pub fn get(&self) -> &LiveServerStats {
+        &self.worker.pools[self.pool].1[self.server]
+    }
 }
 
 impl ServerConnection {
@@ -72,8 +105,18 @@ impl ServerConnection {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
         st.out.extend_from_slice(request);
+        let len = request.len() as i64;
+        let stats = self.stats.get();
+        stats.requests.inc();
+        stats.request_bytes.add(len);
+        stats.in_queue.inc();
+        stats.in_queue_bytes.add(len);
+        st.unwritten.requests += 1;
+        st.unwritten.bytes += len;
         if let Some(p) = pending {
-            st.fifo.push_back(p);
+            st.unwritten_replied.requests += 1;
+            st.unwritten_replied.bytes += len;
+            st.fifo.push_back((p, request.len() as u32));
         }
         drop(st);
         if wake {
@@ -87,12 +130,13 @@ impl ServerConnection {
         let mut st = self.state.borrow_mut();
         st.out.splice(0..0, request.iter().copied());
         for _ in 0..count {
-            st.fifo.push_front(Pending {
+            let internal = Pending {
                 client: None,
                 seq: 0,
                 fragment: WHOLE,
                 deadline,
-            });
+            };
+            st.fifo.push_front((internal, 0));
         }
     }
 
@@ -107,9 +151,17 @@ impl ServerConnection {
             let mut st = self.state.borrow_mut();
             st.broken = true;
             st.out = Vec::new();
+            let stats = self.stats.get();
+            stats.in_queue.add(-st.unwritten.requests);
+            stats.in_queue_bytes.add(-st.unwritten.bytes);
+            stats.out_queue.add(-st.outstanding.requests);
+            stats.out_queue_bytes.add(-st.outstanding.bytes);
+            st.unwritten = Queued::default();
+            st.unwritten_replied = Queued::default();
+            st.outstanding = Queued::default();
             std::mem::take(&mut st.fifo)
         };
-        for pending in fifo {
+        for (pending, _) in fifo {
             pending.deliver(Err(failure));
         }
     }
@@ -144,14 +196,7 @@ impl ServerRuntime {
         let mut conns = self.connections.borrow_mut();
         conns.retain(|c| !c.is_broken());
         if conns.len() < pool.config.server_connections as usize {
-            let conn = Rc::new(ServerConnection {
-                state: RefCell::new(ConnectionState {
-                    out: Vec::new(),
-                    fifo: VecDeque::new(),
-                    broken: false,
-                }),
-                wake: Notify::new(),
-            });
+            let conn = self.new_connection(pool);
             conns.push(conn.clone());
             tokio::task::spawn_local(run(conn.clone(), self.clone(), pool.clone(), false));
             return conn;
@@ -161,20 +206,35 @@ impl ServerRuntime {
         conns[i].clone()
     }
 
+    fn new_connection(&self, pool: &PoolRuntime) -> Rc<ServerConnection> {
+        let worker = pool.stats.clone();
+        worker.total_connections.inc();
+        worker.curr_connections.inc();
+        Rc::new(ServerConnection {
+            state: RefCell::new(ConnectionState {
+                out: Vec::new(),
+                fifo: VecDeque::new(),
+                broken: false,
+                unwritten: Queued::default(),
+                unwritten_replied: Queued::default(),
+                outstanding: Queued::default(),
+            }),
+            stats: ServerStatsRef {
+                worker,
+                pool: pool.index,
+                server: self.index,
+            },
+            wake: Notify::new(),
+        })
+    }
+
     /// Opens one connection ahead of traffic (`preconnect`); failures are only logged.
     pub fn preconnect(self: &Rc<Self>, pool: &Rc<PoolRuntime>) {
         let mut conns = self.connections.borrow_mut();
         if !conns.is_empty() {
             return;
         }
-        let conn = Rc::new(ServerConnection {
-            state: RefCell::new(ConnectionState {
-                out: Vec::new(),
-                fifo: VecDeque::new(),
-                broken: false,
-            }),
-            wake: Notify::new(),
-        });
+        let conn = self.new_connection(pool);
         conns.push(conn.clone());
         tokio::task::spawn_local(run(conn, self.clone(), pool.clone(), true));
     }
@@ -217,18 +277,30 @@ async fn run(
                     failure.message()
                 );
             }
+            conn.stats.get().server_err.inc();
+            conn.stats.worker.curr_connections.add(-1);
             conn.fail_all(failure);
             pool.server_failed(&server);
             return;
         }
     };
+    conn.stats.get().server_connections.inc();
     pool.on_connect(&conn);
     let failure = serve(&conn, &stream, &server, &pool).await;
-    if let Some(failure) = failure {
-        conn.fail_all(failure);
-        pool.server_failed(&server);
-    } else {
-        conn.fail_all(Failure::Unknown);
+    let stats = conn.stats.get();
+    stats.server_connections.add(-1);
+    conn.stats.worker.curr_connections.add(-1);
+    match failure {
+        Some(failure) => {
+            match failure {
+                Failure::Unknown => stats.server_eof.inc(),
+                Failure::TIMED_OUT => stats.server_timedout.inc(),
+                _ => stats.server_err.inc(),
+            }
+            conn.fail_all(failure);
+            pool.server_failed(&server);
+        }
+        None => conn.fail_all(Failure::Unknown),
     }
 }
 
@@ -268,6 +340,19 @@ async fn serve(
             }
             if written == st.out.len() {
                 st.out.clear();
+                // Everything queued is on the wire: from the in-queue to the out-queue.
+                if st.unwritten.requests > 0 {
+                    let (all, replied) = (st.unwritten, st.unwritten_replied);
+                    let stats = conn.stats.get();
+                    stats.in_queue.add(-all.requests);
+                    stats.in_queue_bytes.add(-all.bytes);
+                    stats.out_queue.add(replied.requests);
+                    stats.out_queue_bytes.add(replied.bytes);
+                    st.outstanding.requests += replied.requests;
+                    st.outstanding.bytes += replied.bytes;
+                    st.unwritten = Queued::default();
+                    st.unwritten_replied = Queued::default();
+                }
             } else {
                 st.out.drain(..written);
             }
@@ -277,7 +362,13 @@ async fn serve(
         // when it fires, moves on to the current head. Deadlines only grow along
         // the FIFO, so it never fires late; and it is not reset per reply.
         if armed.is_none() {
-            if let Some(d) = conn.state.borrow().fifo.front().and_then(|p| p.deadline) {
+            if let Some(d) = conn
+                .state
+                .borrow()
+                .fifo
+                .front()
+                .and_then(|(p, _)| p.deadline)
+            {
                 timer.as_mut().reset(d);
                 armed = Some(d);
             }
@@ -323,11 +414,21 @@ async fn serve(
                                 return Some(Failure::INVALID);
                             }
                             let pending = conn.state.borrow_mut().fifo.pop_front();
-                            let Some(pending) = pending else {
+                            let Some((pending, request_len)) = pending else {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
                             };
                             server.failures.set(0);
+                            if pending.client.is_some() {
+                                let stats = conn.stats.get();
+                                stats.responses.inc();
+                                stats.response_bytes.add(len as i64);
+                                stats.out_queue.add(-1);
+                                stats.out_queue_bytes.add(-i64::from(request_len));
+                                let mut st = conn.state.borrow_mut();
+                                st.outstanding.requests -= 1;
+                                st.outstanding.bytes -= i64::from(request_len);
+                            }
                             pending.deliver(Ok(&buf[..len]));
                             start += len;
                         }
@@ -354,7 +455,7 @@ async fn serve(
             _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
-                let head = conn.state.borrow().fifo.front().and_then(|p| p.deadline);
+                let head = conn.state.borrow().fifo.front().and_then(|(p, _)| p.deadline);
                 if head.is_some_and(|d| d <= Instant::now()) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);

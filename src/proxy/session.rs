@@ -26,17 +26,59 @@ pub struct Dispatched {
     pub consumed: usize,
     /// The buffer length needed before parsing can make progress (0: unknown).
     pub need: usize,
-    /// Stop reading: `quit`, or a request the connection cannot survive.
-    pub stop: bool,
+    /// Stop reading, and why.
+    pub stop: Option<Stop>,
+}
+
+/// Why a client session stops reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `quit` / `QUIT`: counted as the client's EOF.
+    Quit,
+    /// A request the connection cannot survive (framing lost): a client error.
+    Error,
+}
+
+impl Dispatched {
+    /// Parsing goes on with the next read.
+    pub fn more(consumed: usize, need: usize) -> Dispatched {
+        Dispatched {
+            consumed,
+            need,
+            stop: None,
+        }
+    }
+
+    /// No more requests are read from this client.
+    pub fn stop(consumed: usize, stop: Stop) -> Dispatched {
+        Dispatched {
+            consumed,
+            need: 0,
+            stop: Some(stop),
+        }
+    }
 }
 
 /// Serves one client until it leaves (or the proxy shuts down).
 pub async fn run(stream: Stream, pool: Rc<PoolRuntime>, mut shutdown: watch::Receiver<bool>) {
-    let client = Rc::new(Client::new(pool.protocol));
-    let result = serve(&stream, &client, &pool, &mut shutdown).await;
+    let stats = pool.pool_stats();
+    stats.client_connections.inc();
+    pool.stats.total_connections.inc();
+    pool.stats.curr_connections.inc();
+    let client = Rc::new(Client::new(pool.protocol, pool.stats.clone(), pool.index));
+    let mut ended = Stop::Quit;
+    let result = serve(&stream, &client, &pool, &mut shutdown, &mut ended).await;
     if let Err(e) = result {
         crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
+        ended = Stop::Error;
     }
+    let stats = pool.pool_stats();
+    match ended {
+        Stop::Quit => stats.client_eof.inc(),
+        Stop::Error => stats.client_err.inc(),
+    }
+    stats.client_connections.add(-1);
+    pool.stats.curr_connections.add(-1);
     client.close();
     pool.clients.fetch_sub(1, Ordering::Relaxed);
 }
@@ -46,6 +88,7 @@ async fn serve(
     client: &Rc<Client>,
     pool: &Rc<PoolRuntime>,
     shutdown: &mut watch::Receiver<bool>,
+    ended: &mut Stop,
 ) -> io::Result<()> {
     let mut input: Vec<u8> = Vec::new();
     let mut need = 0usize;
@@ -87,7 +130,8 @@ async fn serve(
                     Protocol::Memcache => memcache::dispatch(client, pool, &input),
                     Protocol::Redis => super::redis::dispatch(client, pool, &input, &mut redis),
                 };
-                if done.stop {
+                if let Some(stop) = done.stop {
+                    *ended = stop;
                     reading = false;
                     input = Vec::new();
                     need = 0;

@@ -10,6 +10,7 @@
 //! per worker and may be negative before they are summed.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 /// What a metric measures; decides how copies are merged and how it is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +46,43 @@ pub struct Field {
     pub scope: Scope,
 }
 
+mod registry;
+pub mod server;
+
+pub use registry::{now_micros, Registry, Totals, WorkerStats};
+
+/// One metric's live value. Each worker owns its copy and is its only writer,
+/// so an update is a plain load and store (no locked instruction); the stats
+/// thread reads it whenever it likes.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicI64);
+
+impl Counter {
+    /// Adds `n` (negative for gauges going down).
+    #[inline]
+    pub fn add(&self, n: i64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Sets the value (timestamps).
+    #[inline]
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Relaxed);
+    }
+
+    /// The current value.
+    #[inline]
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// Merges one value of `kind` into `into`.
 #[inline]
 fn merge_value(kind: Kind, into: &mut i64, from: i64) {
@@ -63,7 +101,7 @@ fn merge_value(kind: Kind, into: &mut i64, from: i64) {
 macro_rules! stats_table {
     (
         $(#[$meta:meta])*
-        $scope:ident struct $name:ident, $fields:ident {
+        $scope:ident struct $name:ident, $live:ident, $fields:ident {
             $( $field:ident : $kind:ident, $desc:literal; )*
         }
     ) => {
@@ -105,12 +143,29 @@ macro_rules! stats_table {
                 $( merge_value(Kind::$kind, &mut self.$field, other.$field); )*
             }
         }
+
+        #[doc = concat!("The live values of [`", stringify!($name), "`] inside one worker: ")]
+        /// written by that worker only, read by the stats thread at any time.
+        #[derive(Debug, Default)]
+        pub struct $live {
+            $(
+                #[doc = $desc]
+                pub $field: Counter,
+            )*
+        }
+
+        impl $live {
+            /// The values now.
+            pub fn snapshot(&self) -> $name {
+                $name { $( $field: self.$field.get(), )* }
+            }
+        }
     };
 }
 
 stats_table! {
     /// Per-pool metrics (nutcracker's `pool stats`).
-    Pool struct PoolStats, POOL_FIELDS {
+    Pool struct PoolStats, LivePoolStats, POOL_FIELDS {
         client_eof: Counter, "# eof on client connections";
         client_err: Counter, "# errors on client connections";
         client_connections: Gauge, "# active client connections";
@@ -122,7 +177,7 @@ stats_table! {
 
 stats_table! {
     /// Per-server metrics (nutcracker's `server stats`).
-    Server struct ServerStats, SERVER_FIELDS {
+    Server struct ServerStats, LiveServerStats, SERVER_FIELDS {
         server_eof: Counter, "# eof on server connections";
         server_err: Counter, "# errors on server connections";
         server_timedout: Counter, "# timeouts on server connections";
