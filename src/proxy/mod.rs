@@ -223,10 +223,20 @@ impl Proxy {
                 }
             }
         }
+        let stats = crate::stats::server::start(
+            registry.clone(),
+            &crate::stats::server::StatsOptions {
+                addr: options.stats_addr.clone(),
+                port: options.stats_port,
+                interval_ms: options.stats_interval_ms,
+            },
+        )
+        .map_err(ProxyError::Stats)?;
         Ok(Proxy {
             shutdown,
             workers,
             registry,
+            _stats: stats,
         })
     }
 
