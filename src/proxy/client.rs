@@ -22,6 +22,9 @@ use super::merge::Merge;
 use super::stream::Stream;
 use super::Protocol;
 
+/// Output buffer capacity a client keeps while idle.
+const IDLE_KEEP: usize = 1024;
+
 /// The shared half of a client session: written by server connections, drained
 /// by the client's own task.
 pub struct Client {
@@ -193,10 +196,14 @@ impl Client {
     /// Gives memory back when the session goes idle.
     pub fn shrink(&self) {
         let mut st = self.state.borrow_mut();
-        if st.out.is_empty() {
+        // Small buffers stay (so a request/reply ping-pong allocates nothing);
+        // what a burst grew is released.
+        if st.out.is_empty() && st.out.capacity() > IDLE_KEEP {
             st.out = Vec::new();
         }
-        st.slots.shrink_to_fit();
+        if st.slots.capacity() > 64 {
+            st.slots = VecDeque::new();
+        }
     }
 
     /// The client left: replies still on their way are dropped on arrival.

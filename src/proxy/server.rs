@@ -382,7 +382,7 @@ async fn serve(
                 if input.capacity() - input.len() < READ_CHUNK / 2 {
                     input.reserve(READ_CHUNK);
                 }
-                match stream.try_read_buf(&mut input) {
+                match stream.read_available(&mut input) {
                     Ok(0) => {
                         let outstanding = conn.state.borrow().fifo.len();
                         crate::log_info!("s to '{}' closed by server, {outstanding} outstanding", server.config.pname);

@@ -100,7 +100,7 @@ async fn serve(
             return Ok(());
         }
         if flushed && client.outstanding() == 0 && input.is_empty() {
-            // Idle: give the buffers back (nutcracker never does).
+            // Idle: give big buffers back (nutcracker never does).
             input = Vec::new();
             client.shrink();
         }
@@ -109,38 +109,21 @@ async fn serve(
             biased;
             ready = stream.readable(), if reading && room => {
                 ready?;
-                if input.capacity() - input.len() < READ_CHUNK / 2 {
-                    input.reserve(READ_CHUNK);
-                }
-                match stream.try_read_buf(&mut input) {
-                    Ok(0) => {
-                        // EOF or half-close: answer the complete requests, drop a partial one.
+                let mut requests = Requests { input: &mut input, need: &mut need, redis: &mut redis };
+                match requests.read_and_dispatch(stream, client, pool) {
+                    Ok(Some(Some(stop))) => {
+                        *ended = stop;
                         reading = false;
-                        input = Vec::new();
-                        continue;
                     }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(Some(None)) => {}
+                    // EOF or half-close: answer the complete requests, drop a partial one.
+                    Ok(None) => reading = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
-                if input.len() < need {
-                    continue;
-                }
-                let done = match pool.protocol {
-                    Protocol::Memcache => memcache::dispatch(client, pool, &input),
-                    Protocol::Redis => super::redis::dispatch(client, pool, &input, &mut redis),
-                };
-                if let Some(stop) = done.stop {
-                    *ended = stop;
-                    reading = false;
+                if !reading {
                     input = Vec::new();
                     need = 0;
-                } else if done.consumed == input.len() {
-                    input.clear();
-                    need = 0;
-                } else {
-                    input.drain(..done.consumed);
-                    need = done.need.saturating_sub(done.consumed);
                 }
             }
             ready = stream.writable(), if !flushed => { ready?; }
@@ -149,6 +132,85 @@ async fn serve(
                 // Shutdown: stop taking requests, finish the ones in flight.
                 reading = false;
             }
+        }
+    }
+}
+
+thread_local! {
+    /// The worker's read buffer. A client reads into it and keeps bytes of its
+    /// own only for a request that is not complete yet, so idle clients hold
+    /// no input buffer and busy ones allocate nothing per request.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Size of the worker's shared read buffer.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+/// A client's input state while reading.
+struct Requests<'a> {
+    /// Bytes of a request not complete yet (empty between requests).
+    input: &'a mut Vec<u8>,
+    /// The length `input` must reach before parsing is worth trying again.
+    need: &'a mut usize,
+    redis: &'a mut RedisSession,
+}
+
+impl Requests<'_> {
+    /// Reads what is available and routes every complete request.
+    /// `Ok(None)`: end of input; `Ok(Some(stop))`: whether to stop reading.
+    fn read_and_dispatch(
+        &mut self,
+        stream: &Stream,
+        client: &Rc<Client>,
+        pool: &Rc<PoolRuntime>,
+    ) -> io::Result<Option<Option<Stop>>> {
+        if self.input.is_empty() {
+            return SCRATCH.with(|scratch| {
+                let mut buf = scratch.borrow_mut();
+                buf.clear();
+                buf.reserve(SCRATCH_SIZE);
+                if stream.read_available(&mut buf)? == 0 {
+                    return Ok(None);
+                }
+                let done = self.dispatch(client, pool, &buf);
+                if done.stop.is_none() && done.consumed < buf.len() {
+                    self.input.extend_from_slice(&buf[done.consumed..]);
+                    *self.need = done.need.saturating_sub(done.consumed);
+                }
+                Ok(Some(done.stop))
+            });
+        }
+        if self.input.capacity() - self.input.len() < READ_CHUNK / 2 {
+            self.input.reserve(READ_CHUNK.max(self.input.len()));
+        }
+        if stream.read_available(self.input)? == 0 {
+            return Ok(None);
+        }
+        if self.input.len() < *self.need {
+            return Ok(Some(None));
+        }
+        let input = std::mem::take(self.input);
+        let done = self.dispatch(client, pool, &input);
+        *self.input = input;
+        if done.stop.is_some() || done.consumed == self.input.len() {
+            self.input.clear();
+            *self.need = 0;
+        } else {
+            self.input.drain(..done.consumed);
+            *self.need = done.need.saturating_sub(done.consumed);
+        }
+        Ok(Some(done.stop))
+    }
+
+    fn dispatch(
+        &mut self,
+        client: &Rc<Client>,
+        pool: &Rc<PoolRuntime>,
+        input: &[u8],
+    ) -> Dispatched {
+        match pool.protocol {
+            Protocol::Memcache => memcache::dispatch(client, pool, input),
+            Protocol::Redis => super::redis::dispatch(client, pool, input, self.redis),
         }
     }
 }

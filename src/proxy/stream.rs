@@ -3,6 +3,7 @@
 use std::io;
 use std::path::Path;
 
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 use rustcracker_config::ServerAddress;
@@ -36,6 +37,23 @@ impl Stream {
             Stream::Tcp(s) => s.try_read_buf(buf),
             Stream::Unix(s) => s.try_read_buf(buf),
         }
+    }
+
+    /// Reads into the spare capacity of `buf`; when the read comes back short
+    /// the socket is drained, so its readiness is cleared right away instead of
+    /// finding out with one more `read` that fails with EAGAIN (a syscall saved
+    /// per wake-up).
+    pub fn read_available(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let room = buf.capacity() - buf.len();
+        let n = self.try_read_buf(buf)?;
+        if n > 0 && n < room {
+            let drained = || -> io::Result<()> { Err(io::ErrorKind::WouldBlock.into()) };
+            let _ = match self {
+                Stream::Tcp(s) => s.try_io(Interest::READABLE, drained),
+                Stream::Unix(s) => s.try_io(Interest::READABLE, drained),
+            };
+        }
+        Ok(n)
     }
 
     /// Writes what the kernel takes now.
