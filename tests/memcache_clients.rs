@@ -222,3 +222,79 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// A backend that accepts connections and never answers: every request on
+/// the connection gets `SERVER_ERROR Connection timed out` after `timeout`,
+/// and the client connection stays usable.
+#[test]
+fn black_hole_backend_times_out_every_request_on_the_connection() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().take(4) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 300\n  servers:\n   - 127.0.0.1:{hole_port}:1\n"
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let start = Instant::now();
+    c.write_all(b"get a\r\nget b\r\nset c 0 0 1 noreply\r\nx\r\nget c\r\n")
+        .unwrap();
+    let want = b"SERVER_ERROR Connection timed out\r\n".repeat(3);
+    assert_eq!(read_replies(&mut c, want.len()), want);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "timed out after {took:?}"
+    );
+    // The connection is still served (a new server connection, timing out again).
+    c.write_all(b"get d\r\n").unwrap();
+    assert_eq!(
+        read_replies(&mut c, 35),
+        b"SERVER_ERROR Connection timed out\r\n"
+    );
+    drop(keep);
+}
+
+/// Errors are worded as nutcracker words them (glibc strerror).
+#[test]
+fn backend_errors_use_nutcracker_wording() {
+    let dead_port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sock");
+    let (port, port2, port3) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let config = format!(
+        "refused:\n  listen: 127.0.0.1:{port}\n  servers:\n   - 127.0.0.1:{dead_port}:1\n\
+         nosocket:\n  listen: 127.0.0.1:{}\n  servers:\n   - {}:1\n\
+         nodns:\n  listen: 127.0.0.1:{}\n  servers:\n   - no-such-host.invalid:11211:1\n",
+        port2,
+        missing.display(),
+        port3,
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    for (p, want) in [
+        (port, "SERVER_ERROR Connection refused\r\n"),
+        (port2, "SERVER_ERROR No such file or directory\r\n"),
+        (port3, "SERVER_ERROR Host is down\r\n"),
+    ] {
+        common::wait_for_port(p);
+        let mut c = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        c.write_all(b"get a\r\nset b 0 0 1\r\nx\r\n").unwrap();
+        let want = want.repeat(2);
+        assert_eq!(
+            String::from_utf8_lossy(&read_replies(&mut c, want.len())),
+            want,
+            "pool on {p}"
+        );
+    }
+}
