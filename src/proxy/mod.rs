@@ -6,6 +6,8 @@
 //! locks, no atomics per request. `server_connections` therefore counts per
 //! worker.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod client;
 mod errno;
 mod listener;
