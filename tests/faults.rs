@@ -412,3 +412,36 @@ fn raise_fd_limit(want: u64) {
         }
     }
 }
+
+/// SIGTERM drains: listeners close at once, a request already in flight still
+/// gets its reply, then the process exits 0.
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let (mut proxy, port) = single_server_proxy(
+        fake_backend(b"END\r\n", Duration::from_millis(600), false),
+        5000,
+    );
+    let mut c = connect(port);
+    c.get_mut().write_all(b"get slow\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = proxy.process.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after SIGTERM"
+    );
+    assert_eq!(read_reply(&mut c), "END\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = proxy.process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "proxy still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}

@@ -153,13 +153,21 @@ impl PoolRuntime {
         let mut next = None::<Instant>;
         let live: Vec<bool> = ejected
             .iter_mut()
-            .map(|slot| match *slot {
+            .enumerate()
+            .map(|(i, slot)| match *slot {
                 Some(until) if until > now => {
                     next = Some(next.map_or(until, |n| n.min(until)));
                     false
                 }
                 Some(_) => {
                     *slot = None;
+                    if let Some(server) = self.servers.get(i) {
+                        crate::log_warn!(
+                            "server '{}' of pool '{}' re-admitted after its retry timeout",
+                            server.config.pname,
+                            self.config.name
+                        );
+                    }
                     true
                 }
                 None => true,
