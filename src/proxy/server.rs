@@ -20,6 +20,7 @@ use tokio::time::{sleep_until, Instant};
 
 use rustcracker_config::Server;
 
+use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
 
 use super::client::Client;
@@ -65,8 +66,9 @@ pub struct ServerConnection {
 
 struct ConnectionState {
     out: Vec<u8>,
-    /// Requests awaiting replies, oldest first, with their lengths in bytes.
-    fifo: VecDeque<(Pending, u32)>,
+    /// Requests awaiting replies, oldest first, with their lengths in bytes
+    /// and when they were queued.
+    fifo: VecDeque<(Pending, u32, Instant)>,
     /// Closed after a failure; the server opens a new connection for the next request.
     broken: bool,
     /// Requests (and their bytes) queued but not yet fully written: all, and
@@ -97,6 +99,11 @@ impl ServerStatsRef {
     pub fn get(&self) -> &LiveServerStats {
         &self.worker.pools[self.pool].1[self.server]
     }
+
+    /// The server's latency histogram.
+    pub fn latency(&self) -> &LatencyHistogram {
+        &self.worker.server_latency[self.pool][self.server]
+    }
 }
 
 impl ServerConnection {
@@ -116,7 +123,7 @@ impl ServerConnection {
         if let Some(p) = pending {
             st.unwritten_replied.requests += 1;
             st.unwritten_replied.bytes += len;
-            st.fifo.push_back((p, request.len() as u32));
+            st.fifo.push_back((p, request.len() as u32, Instant::now()));
         }
         drop(st);
         if wake {
@@ -136,7 +143,7 @@ impl ServerConnection {
                 fragment: WHOLE,
                 deadline,
             };
-            st.fifo.push_front((internal, 0));
+            st.fifo.push_front((internal, 0, Instant::now()));
         }
     }
 
@@ -161,7 +168,7 @@ impl ServerConnection {
             st.outstanding = Queued::default();
             std::mem::take(&mut st.fifo)
         };
-        for (pending, _) in fifo {
+        for (pending, _, _) in fifo {
             pending.deliver(Err(failure));
         }
     }
@@ -367,7 +374,7 @@ async fn serve(
                 .borrow()
                 .fifo
                 .front()
-                .and_then(|(p, _)| p.deadline)
+                .and_then(|(p, _, _)| p.deadline)
             {
                 timer.as_mut().reset(d);
                 armed = Some(d);
@@ -398,6 +405,8 @@ async fn serve(
                 if input.len() < need {
                     continue;
                 }
+                // One clock read per batch of replies, for the latency histogram.
+                let arrived = Instant::now();
                 loop {
                     let buf = &input[start..];
                     match reader.parse(buf) {
@@ -414,7 +423,7 @@ async fn serve(
                                 return Some(Failure::INVALID);
                             }
                             let pending = conn.state.borrow_mut().fifo.pop_front();
-                            let Some((pending, request_len)) = pending else {
+                            let Some((pending, request_len, queued)) = pending else {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
                             };
@@ -425,6 +434,8 @@ async fn serve(
                                 stats.response_bytes.add(len as i64);
                                 stats.out_queue.add(-1);
                                 stats.out_queue_bytes.add(-i64::from(request_len));
+                                let waited = arrived.saturating_duration_since(queued);
+                                conn.stats.latency().record_us(waited.as_micros() as u64);
                                 let mut st = conn.state.borrow_mut();
                                 st.outstanding.requests -= 1;
                                 st.outstanding.bytes -= i64::from(request_len);
@@ -455,7 +466,7 @@ async fn serve(
             _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
-                let head = conn.state.borrow().fifo.front().and_then(|(p, _)| p.deadline);
+                let head = conn.state.borrow().fifo.front().and_then(|(p, _, _)| p.deadline);
                 if head.is_some_and(|d| d <= Instant::now()) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);

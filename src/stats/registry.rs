@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustcracker_config::Config;
 
+use super::histogram::{HistogramSnapshot, LatencyHistogram};
 use super::{Counter, LivePoolStats, LiveServerStats, PoolStats, ServerStats};
 
 /// One worker's live counters, in the config's pool and server order.
@@ -17,6 +18,9 @@ pub struct WorkerStats {
     pub total_connections: Counter,
     /// Connections open now.
     pub curr_connections: Counter,
+    /// Per pool, per server: time from queueing a request on a server
+    /// connection to its reply (backend latency, including the connection's queue).
+    pub server_latency: Vec<Vec<LatencyHistogram>>,
 }
 
 impl WorkerStats {
@@ -38,6 +42,16 @@ impl WorkerStats {
                 .collect(),
             total_connections: Counter::default(),
             curr_connections: Counter::default(),
+            server_latency: config
+                .pools
+                .iter()
+                .map(|p| {
+                    p.servers
+                        .iter()
+                        .map(|_| LatencyHistogram::default())
+                        .collect()
+                })
+                .collect(),
         }
     }
 }
@@ -113,6 +127,30 @@ impl Registry {
             }
         }
         totals
+    }
+}
+
+impl Registry {
+    /// Per pool, per server: the backend latency histograms summed over workers.
+    pub fn server_latency(&self) -> Vec<Vec<HistogramSnapshot>> {
+        let mut sums: Vec<Vec<HistogramSnapshot>> = self
+            .config
+            .pools
+            .iter()
+            .map(|p| vec![HistogramSnapshot::default(); p.servers.len()])
+            .collect();
+        let workers = match self.workers.lock() {
+            Ok(w) => w.clone(),
+            Err(_) => return sums,
+        };
+        for worker in workers {
+            for (sum, live) in sums.iter_mut().zip(&worker.server_latency) {
+                for (s, l) in sum.iter_mut().zip(live) {
+                    s.merge(&l.snapshot());
+                }
+            }
+        }
+        sums
     }
 }
 
