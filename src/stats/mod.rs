@@ -46,6 +46,7 @@ pub struct Field {
     pub scope: Scope,
 }
 
+pub mod histogram;
 mod registry;
 pub mod server;
 
