@@ -278,3 +278,50 @@ pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> (Vec<u8>, bool) {
         }
     }
 }
+
+/// A real redis-server listening on a unix socket only (`--port 0`), no persistence.
+pub struct RedisUnix {
+    pub path: PathBuf,
+    pub process: Process,
+}
+
+impl RedisUnix {
+    pub fn start(path: &Path, extra: &[&str]) -> RedisUnix {
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(path)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        wait_for_unix(path);
+        RedisUnix {
+            path: path.to_path_buf(),
+            process: Process {
+                child,
+                name: format!("redis:{}", path.display()),
+            },
+        }
+    }
+}
+
+/// Encodes one redis command as a RESP multi-bulk request.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Sends `request` straight to a redis on `port` (over a fresh connection)
+/// and reads until the bytes read end with `until`.
+pub fn redis_direct(port: u16, request: &[u8], until: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request).unwrap();
+    read_until_suffix(&mut s, until, Duration::from_secs(10))
+}

@@ -1,0 +1,525 @@
+//! The redis data plane under many clients and real client software: reply
+//! ownership under concurrency, the `redis` crate, redis-cli,
+//! redis-benchmark, very large requests, clients that leave mid-flight, and
+//! backends that answer `-OOM`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{resp, Flavor, Proxy, Redis};
+
+struct Setup {
+    backends: Vec<Redis>,
+    proxy: Proxy,
+    port: u16,
+}
+
+fn setup_with(backends: Vec<Redis>, args: &[&str]) -> Setup {
+    let port = common::free_port();
+    let mut config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  redis: true\n  timeout: 10000\n  hash_tag: \"{{}}\"\n  servers:\n"
+    );
+    for b in &backends {
+        config.push_str(&format!("   - 127.0.0.1:{}:1\n", b.port));
+    }
+    let proxy = Proxy::start(Flavor::Rustcracker, &config, port, args);
+    Setup {
+        backends,
+        proxy,
+        port,
+    }
+}
+
+fn setup(servers: usize, args: &[&str]) -> Setup {
+    setup_with((0..servers).map(|_| Redis::start()).collect(), args)
+}
+
+/// Reads until `want_len` bytes arrived (or the peer closes).
+fn read_len(s: &mut TcpStream, want_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(want_len);
+    let mut buf = vec![0u8; 1 << 16];
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    while out.len() < want_len {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} of {want_len} bytes: {e}", out.len()),
+        }
+    }
+    out
+}
+
+fn bulk(v: &[u8]) -> Vec<u8> {
+    let mut out = format!("${}\r\n", v.len()).into_bytes();
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// 50 clients pipeline 200 requests each (10,000 in all): SETs and MGETs
+/// split across 4 servers. Values encode client and sequence number, so
+/// every client checks each reply is its own and in its order.
+#[test]
+fn fifty_pipelining_clients_get_their_own_replies_in_order() {
+    for threads in ["1", "2"] {
+        let setup = setup(4, &["--threads", threads]);
+        let port = setup.port;
+        let handles: Vec<_> = (0..50)
+            .map(|client| {
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let mut request = Vec::new();
+                    let mut expected = Vec::new();
+                    for seq in 0..100 {
+                        let key = format!("c{client}k{}", seq % 7);
+                        let value = format!("client{client}seq{seq}");
+                        request.extend_from_slice(&resp(&[
+                            b"SET",
+                            key.as_bytes(),
+                            value.as_bytes(),
+                        ]));
+                        expected.extend_from_slice(b"+OK\r\n");
+                        let missing = format!("c{client}missing{seq}");
+                        let other = format!("c{client}k{}", (seq + 1) % 7);
+                        request.extend_from_slice(&resp(&[
+                            b"MGET",
+                            key.as_bytes(),
+                            missing.as_bytes(),
+                            other.as_bytes(),
+                        ]));
+                        expected.extend_from_slice(b"*3\r\n");
+                        expected.extend_from_slice(&bulk(value.as_bytes()));
+                        expected.extend_from_slice(b"$-1\r\n");
+                        if seq >= 6 {
+                            let v = format!("client{client}seq{}", seq - 6);
+                            expected.extend_from_slice(&bulk(v.as_bytes()));
+                        } else {
+                            expected.extend_from_slice(b"$-1\r\n");
+                        }
+                    }
+                    // Write in a second thread so a full socket buffer never deadlocks the test.
+                    let mut w = s.try_clone().unwrap();
+                    let writer = std::thread::spawn(move || w.write_all(&request).unwrap());
+                    let got = read_len(&mut s, expected.len());
+                    writer.join().unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&expected),
+                        "client {client}"
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        drop(setup.backends);
+    }
+}
+
+/// A real client library (the `redis` crate): single commands, a pipeline,
+/// MSET and MGET of 1,000 keys, DEL of 1,000 keys.
+#[test]
+fn redis_crate_pipelines_and_thousand_key_mset_mget() {
+    let setup = setup(4, &[]);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", setup.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("one")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let one: String = redis::cmd("GET").arg("one").query(&mut con).unwrap();
+    assert_eq!(one, "1");
+    let n: i64 = redis::cmd("INCRBY")
+        .arg("n")
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 5);
+
+    let mut pipe = redis::pipe();
+    for i in 0..200 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+    }
+    pipe.cmd("GET")
+        .arg("p7")
+        .cmd("PING")
+        .cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v");
+    pipe.cmd("HGETALL").arg("h");
+    let (p7, pong, added, h): (i64, String, i64, Vec<String>) = pipe.query(&mut con).unwrap();
+    assert_eq!((p7, pong.as_str(), added), (7, "PONG", 1));
+    assert_eq!(h, ["f", "v"]);
+
+    let keys: Vec<String> = (0..1000).map(|i| format!("lib-key-{i}")).collect();
+    let mut mset = redis::cmd("MSET");
+    for (i, k) in keys.iter().enumerate() {
+        mset.arg(k).arg(format!("value-{i}"));
+    }
+    let _: () = mset.query(&mut con).unwrap();
+    let mut mget = redis::cmd("MGET");
+    for k in &keys {
+        mget.arg(k);
+    }
+    mget.arg("lib-key-missing");
+    let got: Vec<Option<String>> = mget.query(&mut con).unwrap();
+    assert_eq!(got.len(), 1001);
+    for (i, v) in got[..1000].iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(format!("value-{i}").as_str()));
+    }
+    assert_eq!(got[1000], None);
+    let mut del = redis::cmd("DEL");
+    for k in &keys[..500] {
+        del.arg(k);
+    }
+    let deleted: i64 = del.query(&mut con).unwrap();
+    assert_eq!(deleted, 500);
+    let exists: i64 = redis::cmd("EXISTS").arg(&keys[..]).query(&mut con).unwrap();
+    assert_eq!(exists, 500);
+    // The same through a pipeline of split commands.
+    let (a, b): (Vec<Option<String>>, i64) = redis::pipe()
+        .cmd("MGET")
+        .arg(&keys[499])
+        .arg(&keys[500])
+        .cmd("UNLINK")
+        .arg(&keys[500..])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(a, [None, Some("value-500".to_string())]);
+    assert_eq!(b, 500);
+}
+
+/// redis-cli through the proxy, arguments and a piped script.
+#[test]
+fn redis_cli_through_the_proxy() {
+    let setup = setup(2, &[]);
+    let port = setup.port.to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        assert!(out.status.success(), "redis-cli {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(cli(&["PING"]), "PONG\n");
+    assert_eq!(cli(&["SET", "cli", "hello world"]), "OK\n");
+    assert_eq!(cli(&["GET", "cli"]), "hello world\n");
+    assert_eq!(cli(&["MSET", "a", "1", "b", "2", "c", "3"]), "OK\n");
+    assert_eq!(cli(&["MGET", "a", "b", "nokey", "c"]), "1\n2\n\n3\n");
+    assert_eq!(cli(&["DEL", "a", "b", "nokey"]), "2\n");
+    assert_eq!(cli(&["--no-raw", "MGET", "a", "c"]), "1) (nil)\n2) \"3\"\n");
+    assert_eq!(
+        cli(&["SELECT", "1"]),
+        // redis-cli's own layout of an error reply (as with redis itself).
+        "ERR unknown command 'SELECT', with args beginning with: '1' \n\n"
+    );
+    // Many commands through one connection (redis-cli reading stdin).
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut script = String::new();
+    for i in 0..100 {
+        script.push_str(&format!("SET s{i} v{i}\nGET s{i}\n"));
+    }
+    script.push_str("MGET s0 s50 s99\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut want = String::new();
+    for i in 0..100 {
+        want.push_str(&format!("OK\nv{i}\n"));
+    }
+    want.push_str("v0\nv50\nv99\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    // Not covered: `redis-cli --pipe` ends its stream with `ECHO <random>` and waits for the
+    // echo, but ECHO is unsupported (as in nutcracker, which closes the connection).
+    assert_eq!(cli(&["GET", "s99"]), "v99\n");
+}
+
+/// redis-benchmark through the proxy: every test runs, no error lines (a
+/// smoke test, not a timing).
+#[test]
+fn redis_benchmark_through_the_proxy() {
+    let setup = setup(4, &[]);
+    let port = setup.port.to_string();
+    let bench = |args: &[&str]| {
+        let out = Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p", &port, "-n", "2000", "-q"])
+            .args(args)
+            .output()
+            .expect("redis-benchmark is installed");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        for line in stdout.lines().chain(stderr.lines()) {
+            let lower = line.to_ascii_lowercase();
+            // A warning that CONFIG GET is unavailable is not an error reply.
+            if lower.contains("could not fetch server config") {
+                continue;
+            }
+            assert!(
+                !lower.contains("err") && !lower.contains("closed"),
+                "redis-benchmark: {line}\n{stdout}\n{stderr}"
+            );
+        }
+        // -q prints one "<TEST>: <n> requests per second" line per test
+        // (after \r-separated progress updates).
+        stdout
+            .split(['\r', '\n'])
+            .filter(|l| l.contains("requests per second"))
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    // redis-benchmark 7.0 has no built-in mget test (it skips the name); the
+    // second run below benchmarks MGET as a custom command.
+    let results = bench(&["-t", "set,get,incr,lpush,rpop,sadd,hset,mset,mget"]);
+    for test in [
+        "SET:",
+        "GET:",
+        "INCR:",
+        "LPUSH:",
+        "RPOP:",
+        "SADD:",
+        "HSET:",
+        "MSET (10 keys):",
+    ] {
+        assert!(
+            results.iter().any(|l| l.starts_with(test)),
+            "no {test} line in {results:?}"
+        );
+    }
+    let mut mget = vec!["-r", "1000", "MGET"];
+    mget.extend(["key:__rand_int__"; 10]);
+    let results = bench(&mget);
+    assert!(
+        results.iter().any(|l| l.starts_with("MGET")),
+        "no MGET line in {results:?}"
+    );
+}
+
+/// An MGET of 10,000 keys over 4 servers: every value, in request order.
+#[test]
+fn mget_of_ten_thousand_keys_over_four_servers() {
+    let setup = setup(4, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key:{i}")).collect();
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    let values: Vec<String> = (0..10_000).map(|i| format!("value:{i}")).collect();
+    for (k, v) in keys.iter().zip(&values) {
+        if k.ends_with('7') {
+            continue; // a miss every ten keys
+        }
+        mset.push(k.as_bytes());
+        mset.push(v.as_bytes());
+    }
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    let mut request = resp(&mset);
+    request.extend_from_slice(&resp(&mget));
+    let mut want = b"+OK\r\n*10000\r\n".to_vec();
+    for (k, v) in keys.iter().zip(&values) {
+        if k.ends_with('7') {
+            want.extend_from_slice(b"$-1\r\n");
+        } else {
+            want.extend_from_slice(&bulk(v.as_bytes()));
+        }
+    }
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&request).unwrap());
+    let got = read_len(&mut s, want.len());
+    writer.join().unwrap();
+    assert!(got == want, "MGET of 10,000 keys differs");
+    // Every server got its share.
+    for b in &setup.backends {
+        let n = common::redis_direct(b.port, &resp(&[b"DBSIZE"]), b"\r\n");
+        let n: usize = std::str::from_utf8(&n[1..n.len() - 2])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n > 1000, "a backend holds {n} keys");
+    }
+}
+
+/// A 64 MiB value round-trips through SET and GET.
+#[test]
+fn sixty_four_mib_set_get() {
+    let setup = setup(2, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let value: Vec<u8> = (0..64 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    let mut request = resp(&[b"SET", b"huge", &value]);
+    request.extend_from_slice(&resp(&[b"GET", b"huge"]));
+    request.extend_from_slice(&resp(&[b"STRLEN", b"huge"]));
+    let mut want = b"+OK\r\n".to_vec();
+    want.extend_from_slice(&bulk(&value));
+    want.extend_from_slice(format!(":{}\r\n", 64 << 20).as_bytes());
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&request).unwrap());
+    let got = read_len(&mut s, want.len());
+    writer.join().unwrap();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "64 MiB round trip differs");
+}
+
+/// A client that leaves with 1,000 requests in flight does not desynchronise
+/// the server connection other clients share.
+#[test]
+fn client_leaving_mid_flight_leaves_others_in_sync() {
+    let setup = setup(2, &[]);
+    let mut a = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    a.write_all(&resp(&[b"MSET", b"shared", b"hello", b"other", b"world"]))
+        .unwrap();
+    assert_eq!(read_len(&mut a, 5), b"+OK\r\n");
+    let want = b"*3\r\n$5\r\nhello\r\n$-1\r\n$5\r\nworld\r\n";
+    for round in 0..5 {
+        let mut b = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        let mut burst = Vec::new();
+        for i in 0..1000 {
+            burst.extend_from_slice(&resp(&[b"GET", b"shared"]));
+            burst.extend_from_slice(&resp(&[b"MGET", b"shared", format!("x{i}").as_bytes()]));
+            burst.extend_from_slice(&resp(&[b"SET", format!("x{round}:{i}").as_bytes(), b"v"]));
+        }
+        // Leave mid-request: the last SET has no value yet.
+        burst.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$100\r\nabc");
+        b.write_all(&burst).unwrap();
+        drop(b);
+        a.write_all(&resp(&[b"MGET", b"shared", b"nokey", b"other"]))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&read_len(&mut a, want.len())),
+            String::from_utf8_lossy(want),
+            "round {round}"
+        );
+    }
+    // And a new client is served as well.
+    let mut c = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    c.write_all(&resp(&[b"GET", b"other"])).unwrap();
+    assert_eq!(read_len(&mut c, 11), b"$5\r\nworld\r\n");
+}
+
+/// A backend answering `-OOM` (redis with `maxmemory 1mb`, `noeviction`):
+/// the proxy closes that server connection and the request gets
+/// `-ERR Invalid argument` (spec §6.5); the client connection stays usable
+/// and reads still work on a fresh server connection.
+#[test]
+fn oom_reply_closes_the_server_connection() {
+    let backend = Redis::start_with(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]);
+    let setup = setup_with(vec![backend], &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    // The backend itself answers -OOM to a big SET.
+    let value = vec![b'x'; 2 << 20];
+    let direct = common::redis_direct(
+        setup.backends[0].port,
+        &resp(&[b"SET", b"direct", &value]),
+        b"\r\n",
+    );
+    assert!(
+        direct.starts_with(b"-OOM "),
+        "{}",
+        String::from_utf8_lossy(&direct)
+    );
+    s.write_all(&resp(&[b"GET", b"before"])).unwrap();
+    assert_eq!(read_len(&mut s, 5), b"$-1\r\n");
+    s.write_all(&resp(&[b"SET", b"big", &value])).unwrap();
+    let want = b"-ERR Invalid argument\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_len(&mut s, want.len())),
+        String::from_utf8_lossy(want)
+    );
+    s.write_all(&resp(&[b"GET", b"after"])).unwrap();
+    s.write_all(&resp(&[b"PING"])).unwrap();
+    assert_eq!(read_len(&mut s, 12), b"$-1\r\n+PONG\r\n");
+    drop(setup.proxy);
+}
+
+/// A fragment failing with `-OOM` fails the whole split command with
+/// `-ERR Invalid argument`; the other server's fragment is not rolled back
+/// (spec §6.3), and the client connection stays usable.
+#[test]
+fn oom_on_one_fragment_fails_the_split_command() {
+    let backends = vec![
+        Redis::start(),
+        Redis::start_with(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]),
+    ];
+    let setup = setup_with(backends, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let value = vec![b'y'; 200 << 10];
+    let keys: Vec<String> = (0..20).map(|i| format!("frag{i}")).collect();
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for k in &keys {
+        mset.push(k.as_bytes());
+        mset.push(&value);
+    }
+    s.write_all(&resp(&mset)).unwrap();
+    let want = b"-ERR Invalid argument\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_len(&mut s, want.len())),
+        String::from_utf8_lossy(want)
+    );
+    // The healthy server's keys were written: MGET answers them, misses the rest.
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    s.write_all(&resp(&mget)).unwrap();
+    s.write_all(&resp(&[b"PING"])).unwrap();
+    let written = common::redis_direct(setup.backends[0].port, &resp(&[b"DBSIZE"]), b"\r\n");
+    let written: usize = std::str::from_utf8(&written[1..written.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(written > 0 && written < 20, "{written} keys written");
+    // `*20`, a `$204800` bulk per written key, `$-1` per miss, `+PONG`.
+    let bytes = 5 + written * (value.len() + 11) + (20 - written) * 5 + 7;
+    let got = read_len(&mut s, bytes);
+    assert!(got.starts_with(b"*20\r\n") && got.ends_with(b"+PONG\r\n"));
+    assert_eq!(
+        got.windows(5).filter(|w| w == b"$-1\r\n").count(),
+        20 - written
+    );
+}
+
+/// A fragment whose server is down: one `-ERR Connection refused` for the
+/// whole command, and the client connection stays open (nutcracker closed it
+/// after an MGET).
+#[test]
+fn refused_fragment_keeps_the_client_connection() {
+    let live = Redis::start();
+    let dead = common::free_port();
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  redis: true\n  timeout: 2000\n  servers:\n   - 127.0.0.1:{}:1\n   - 127.0.0.1:{dead}:1\n",
+        live.port
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    let mut del: Vec<&[u8]> = vec![b"DEL"];
+    del.extend(keys.iter().map(|k| k.as_bytes()));
+    let mut request = resp(&mget);
+    request.extend_from_slice(&resp(&del));
+    request.extend_from_slice(&resp(&[b"PING"]));
+    s.write_all(&request).unwrap();
+    let want = b"-ERR Connection refused\r\n-ERR Connection refused\r\n+PONG\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_len(&mut s, want.len())),
+        String::from_utf8_lossy(want)
+    );
+    s.write_all(&resp(&[b"PING"])).unwrap();
+    assert_eq!(read_len(&mut s, 7), b"+PONG\r\n");
+}
