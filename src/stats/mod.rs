@@ -46,6 +46,8 @@ pub struct Field {
     pub scope: Scope,
 }
 
+pub mod json;
+pub mod prometheus;
 pub mod histogram;
 mod registry;
 pub mod server;
