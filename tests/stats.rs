@@ -380,9 +380,22 @@ fn start(flavor: Flavor, yaml: &str, pools: &[u16], args: &[&str]) -> (Proxy, Do
     (proxy, doc)
 }
 
-/// A TCP port with nothing behind it.
-fn dead_port() -> u16 {
-    free_port()
+/// A loopback port bound but not listening: connections to it are refused,
+/// and no other process can take it while the guard lives.
+struct DeadPort {
+    port: u16,
+    _socket: socket2::Socket,
+}
+
+fn dead_port() -> DeadPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&addr.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    DeadPort {
+        port,
+        _socket: socket,
+    }
 }
 
 fn both() -> [Flavor; 2] {
@@ -448,7 +461,8 @@ fn layout_traffic(yaml: &str, ports: [u16; 3], mc: &Memcached, rd: &[Redis; 2]) 
 fn json_layout_and_values_match_nutcracker() {
     let mc = Memcached::start();
     let rd = [Redis::start(), Redis::start()];
-    let dead = dead_port();
+    let dead_guard = dead_port();
+    let dead = dead_guard.port;
     let mut docs = Vec::new();
     for flavor in both() {
         let ports = [free_port(), free_port(), free_port()];
@@ -525,7 +539,8 @@ fn json_layout_and_values_match_nutcracker() {
 fn memcache_counts_are_exact() {
     let s1 = Memcached::start();
     let s2 = Memcached::start();
-    let dead = dead_port();
+    let dead_guard = dead_port();
+    let dead = dead_guard.port;
     let one = free_port();
     let two = free_port();
     let gone = free_port();
@@ -648,7 +663,8 @@ fn memcache_counts_are_exact() {
 #[test]
 fn ejections_are_counted() {
     let live = Memcached::start();
-    let dead = dead_port();
+    let dead_guard = dead_port();
+    let dead = dead_guard.port;
     for flavor in both() {
         let port = free_port();
         let yaml = format!(
@@ -821,7 +837,8 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
 #[test]
 fn prometheus_and_http_serve_the_same_counters() {
     let mc = Memcached::start();
-    let dead = dead_port();
+    let dead_guard = dead_port();
+    let dead = dead_guard.port;
     let port = free_port();
     let yaml = format!(
         "web:\n  listen: 127.0.0.1:{port}\n  auto_eject_hosts: true\n  server_failure_limit: 1\n  server_retry_timeout: 60000\n  servers:\n   - 127.0.0.1:{}:1\n   - 127.0.0.1:{dead}:1 down\n",
