@@ -808,7 +808,7 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
             let mut parts = rest.split(' ');
             let name = parts.next().unwrap().to_owned();
             let kind = parts.next().unwrap();
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             assert!(!typed.contains(&name), "{name} declared twice");
             typed.push(name.clone());
             current = name;
@@ -820,7 +820,11 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
         assert!(!line.starts_with('#'), "{line}");
         let (series, value) = line.rsplit_once(' ').unwrap();
         let name = series.split('{').next().unwrap();
-        assert_eq!(name, current, "sample outside its family: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|base| *base == current))
+            .unwrap_or(name);
+        assert_eq!(family, current, "sample outside its family: {line}");
         assert!(
             name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{name}"
@@ -926,6 +930,12 @@ fn prometheus_and_http_serve_the_same_counters() {
         let want = json.server("web", server, "server_ejected_at") as f64 / 1e6;
         assert!((at - want).abs() < 1e-3, "{server}: {at} vs {want}");
     }
+    // One backend latency sample per response.
+    let samples = get(&format!(
+        "nutcracker_server_latency_seconds_count{{pool=\"web\",server=\"{live}\"}}"
+    ));
+    assert_eq!(samples as i64, json.server("web", &live, "responses"));
+    assert!(samples > 0.0);
     // The traffic shows.
     assert_eq!(json.pool("web", "server_ejects"), 1);
     assert_eq!(json.pool("web", "fragments"), 2);

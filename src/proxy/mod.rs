@@ -63,7 +63,8 @@ pub struct ProxyOptions {
 pub enum ProxyError {
     #[error(transparent)]
     Listen(#[from] ListenError),
-    #[error("stats server: {0}")]
+    /// The stats port could not be set up (nutcracker's wording: `bind on m …`).
+    #[error("{0}")]
     Stats(#[source] io::Error),
     #[error("cannot start worker {worker}: {source}")]
     Worker {
@@ -170,6 +171,17 @@ impl Proxy {
     pub fn start(config: Config, options: ProxyOptions) -> Result<Proxy, ProxyError> {
         let threads = options.threads.max(1);
         let registry = Arc::new(Registry::new(config.clone()));
+        // As nutcracker: the stats port is bound before the pool listeners.
+        let stats = crate::stats::server::start(
+            registry.clone(),
+            &crate::stats::server::StatsOptions {
+                addr: options.stats_addr.clone(),
+                port: options.stats_port,
+                interval_ms: options.stats_interval_ms,
+            },
+        )
+        .map_err(ProxyError::Stats)?;
+
         let pools: Vec<Arc<Pool>> = config.pools.into_iter().map(Arc::new).collect();
         let mut listeners: Vec<Vec<BoundListener>> = (0..threads).map(|_| Vec::new()).collect();
         for pool in &pools {
@@ -225,15 +237,6 @@ impl Proxy {
                 }
             }
         }
-        let stats = crate::stats::server::start(
-            registry.clone(),
-            &crate::stats::server::StatsOptions {
-                addr: options.stats_addr.clone(),
-                port: options.stats_port,
-                interval_ms: options.stats_interval_ms,
-            },
-        )
-        .map_err(ProxyError::Stats)?;
         Ok(Proxy {
             shutdown,
             workers,

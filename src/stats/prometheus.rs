@@ -17,6 +17,7 @@
 //! * process metrics use the standard client-library names
 //!   (`process_cpu_seconds_total`, `process_resident_memory_bytes`, …).
 
+use super::histogram::{bucket_bound_us, HistogramSnapshot, BUCKETS};
 use std::fmt::Write as _;
 
 use rustcracker_config::Config;
@@ -191,6 +192,38 @@ pub fn render(out: &mut String, info: &Info<'_>, config: &Config, totals: &Total
         }
     }
     process::render(out);
+}
+
+/// Writes the per-server backend latency histograms (time from queueing a
+/// request on a server connection to its reply), as a Prometheus histogram in
+/// seconds with power-of-two microsecond buckets; p50 / p99 / p999 follow from
+/// `histogram_quantile`.
+pub fn render_latency(out: &mut String, config: &Config, latency: &[Vec<HistogramSnapshot>]) {
+    let name = "nutcracker_server_latency_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Time from queueing a request on a server connection to its reply",
+    );
+    for (pool, servers) in config.pools.iter().zip(latency) {
+        for (server, h) in pool.servers.iter().zip(servers) {
+            let mut labels = String::from("pool=\"");
+            push_label(&mut labels, &pool.name);
+            labels.push_str("\",server=\"");
+            push_label(&mut labels, &server.name);
+            labels.push('"');
+            let mut cumulative = 0i64;
+            for (i, n) in h.buckets.iter().enumerate().take(BUCKETS) {
+                cumulative += n;
+                let le = bucket_bound_us(i) as f64 / 1e6;
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
+        }
+    }
 }
 
 /// Process metrics from `/proc/self`, under the names Prometheus client

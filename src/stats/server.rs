@@ -282,6 +282,11 @@ fn answer(mut stream: TcpStream, context: &Context) -> io::Result<()> {
                 uptime,
             };
             prometheus::render(&mut body, &info, &context.registry.config, &totals);
+            prometheus::render_latency(
+                &mut body,
+                &context.registry.config,
+                &context.registry.server_latency(),
+            );
             prometheus::CONTENT_TYPE
         }
         Request::Plain | Request::HttpJson => {
