@@ -22,8 +22,11 @@ use super::merge::Merge;
 use super::stream::Stream;
 use super::Protocol;
 
-/// Output buffer capacity a client keeps while idle.
-const IDLE_KEEP: usize = 1024;
+/// Buffer capacity a client keeps while idle: enough for a burst of ~100
+/// small pipelined replies (so steady traffic does not allocate), and no more
+/// than the one 16 KiB mbuf nutcracker keeps per connection; what a big reply
+/// grew is released.
+const IDLE_KEEP: usize = 16 * 1024;
 
 /// The shared half of a client session: written by server connections, drained
 /// by the client's own task.
@@ -45,11 +48,20 @@ struct ClientState {
     base_seq: u64,
     /// The client is gone: late replies are discarded.
     closed: bool,
+    /// Replies that arrived early, back to back; emptied (keeping its
+    /// memory) whenever no early reply is left, so steady traffic does not allocate.
+    early: Vec<u8>,
+    /// How many slots point into `early`.
+    early_count: usize,
 }
 
 enum Slot {
     Waiting,
-    Ready(Vec<u8>),
+    /// A reply that arrived before an earlier one: `early[start..end]`.
+    Ready {
+        start: usize,
+        end: usize,
+    },
     Merge(Box<Merge>),
 }
 
@@ -62,6 +74,8 @@ impl Client {
                 slots: VecDeque::new(),
                 base_seq: 0,
                 closed: false,
+                early: Vec::new(),
+                early_count: 0,
             }),
             wake: Notify::new(),
             protocol,
@@ -99,7 +113,8 @@ impl Client {
                 self.wake.notify_one();
             }
         } else {
-            st.slots.push_back(Slot::Ready(reply.to_vec()));
+            let slot = st.keep_early(reply);
+            st.slots.push_back(slot);
         }
     }
 
@@ -122,8 +137,9 @@ impl Client {
             }
         } else {
             let index = (seq - st.base_seq) as usize;
-            if let Some(slot) = st.slots.get_mut(index) {
-                *slot = Slot::Ready(reply.to_vec());
+            if index < st.slots.len() {
+                let slot = st.keep_early(reply);
+                st.slots[index] = slot;
             }
         }
     }
@@ -201,7 +217,10 @@ impl Client {
         if st.out.is_empty() && st.out.capacity() > IDLE_KEEP {
             st.out = Vec::new();
         }
-        if st.slots.capacity() > 64 {
+        if st.early.capacity() > IDLE_KEEP {
+            st.early = Vec::new();
+        }
+        if st.slots.capacity() > 256 {
             st.slots = VecDeque::new();
         }
     }
@@ -212,6 +231,8 @@ impl Client {
         st.closed = true;
         st.slots.clear();
         st.out = Vec::new();
+        st.early = Vec::new();
+        st.early_count = 0;
     }
 }
 
@@ -224,11 +245,26 @@ impl Client {
 impl ClientState {
     /// Moves replies that were waiting behind the head into `out`.
     fn drain_ready(&mut self) {
-        while let Some(Slot::Ready(_)) = self.slots.front() {
-            if let Some(Slot::Ready(reply)) = self.slots.pop_front() {
-                self.out.extend_from_slice(&reply);
-            }
+        while let Some(&Slot::Ready { start, end }) = self.slots.front() {
+            self.slots.pop_front();
             self.base_seq += 1;
+            let ClientState { out, early, .. } = self;
+            out.extend_from_slice(&early[start..end]);
+            self.early_count -= 1;
+            if self.early_count == 0 {
+                self.early.clear();
+            }
+        }
+    }
+
+    /// Stores a reply that must wait for earlier ones.
+    fn keep_early(&mut self, reply: &[u8]) -> Slot {
+        let start = self.early.len();
+        self.early.extend_from_slice(reply);
+        self.early_count += 1;
+        Slot::Ready {
+            start,
+            end: self.early.len(),
         }
     }
 }
