@@ -445,3 +445,79 @@ fn sigterm_finishes_requests_in_flight() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+/// Restores /etc/hosts when dropped.
+struct HostsEntry {
+    original: String,
+}
+
+impl HostsEntry {
+    /// Adds `127.0.0.1 name` to /etc/hosts; `None` when the file is not writable (not root).
+    fn add(name: &str) -> Option<HostsEntry> {
+        let original = std::fs::read_to_string("/etc/hosts").ok()?;
+        std::fs::write("/etc/hosts", format!("{original}\n127.0.0.1 {name}\n")).ok()?;
+        Some(HostsEntry { original })
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::write("/etc/hosts", &self.original);
+    }
+}
+
+impl Drop for HostsEntry {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A backend host name that stops resolving: the next new connection fails
+/// with `Host is down` (names are resolved on every new connection, as in
+/// nutcracker), and traffic returns when the name resolves again.
+#[test]
+fn backend_name_that_stops_resolving() {
+    let name = format!("rustcracker-dns-test-{}.internal", std::process::id());
+    let Some(hosts) = HostsEntry::add(&name) else {
+        eprintln!("skipped: /etc/hosts is not writable");
+        return;
+    };
+    let port_b = common::free_port();
+    let start_mc = |p: u16| {
+        let child = Command::new("memcached")
+            .args([
+                "-u",
+                "root",
+                "-l",
+                "127.0.0.1",
+                "-U",
+                "0",
+                "-t",
+                "1",
+                "-p",
+                &p.to_string(),
+            ])
+            .spawn()
+            .unwrap();
+        common::wait_for_port(p);
+        common::Process {
+            child,
+            name: "memcached".into(),
+        }
+    };
+    let b = start_mc(port_b);
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 1000\n  servers:\n   - {name}:{port_b}:1\n"
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let mut c = connect(port);
+    assert_eq!(ask(&mut c, "set a 0 0 1\r\nx\r\n"), "STORED\r\n");
+    // The name disappears, and the server connection breaks: reconnecting must resolve again.
+    hosts.remove();
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let _b2 = start_mc(port_b);
+    assert_eq!(ask(&mut c, "get a\r\n"), "SERVER_ERROR Host is down\r\n");
+    drop(hosts);
+    let _hosts = HostsEntry::add(&name).unwrap();
+    assert_eq!(ask(&mut c, "get a\r\n"), "END\r\n");
+}
