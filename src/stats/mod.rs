@@ -46,9 +46,9 @@ pub struct Field {
     pub scope: Scope,
 }
 
+pub mod histogram;
 pub mod json;
 pub mod prometheus;
-pub mod histogram;
 mod registry;
 pub mod server;
 
