@@ -34,6 +34,40 @@ fn setup_with(backends: Vec<Redis>, args: &[&str]) -> Setup {
     }
 }
 
+/// `per_server` keys on each of the given servers (`host:port` names), by
+/// asking the proxy binary where keys go (`--route`).
+fn keys_on(config: &std::path::Path, servers: &[String], per_server: usize) -> Vec<String> {
+    // Varying first bytes: fnv1a_64 (the default hash) maps keys that differ only in their
+    // last bytes to nearby points of the ketama ring.
+    let candidates: Vec<String> = (0..400).map(|i| format!("{i}:key")).collect();
+    let out = Command::new(common::rustcracker_bin())
+        .arg("-c")
+        .arg(config)
+        .arg("--route")
+        .args(&candidates)
+        .output()
+        .unwrap();
+    let routes = String::from_utf8(out.stdout).unwrap();
+    let mut keys = Vec::new();
+    for server in servers {
+        let mine = routes
+            .lines()
+            .filter_map(|l| {
+                l.split('\t')
+                    .collect::<Vec<_>>()
+                    .get(1..3)
+                    .map(<[_]>::to_vec)
+            })
+            .filter(|kv| kv[1] == server)
+            .map(|kv| kv[0].to_string())
+            .take(per_server)
+            .collect::<Vec<_>>();
+        assert_eq!(mine.len(), per_server, "keys on {server}: {routes}");
+        keys.extend(mine);
+    }
+    keys
+}
+
 fn setup(servers: usize, args: &[&str]) -> Setup {
     setup_with((0..servers).map(|_| Redis::start()).collect(), args)
 }
@@ -458,8 +492,15 @@ fn oom_on_one_fragment_fails_the_split_command() {
     ];
     let setup = setup_with(backends, &[]);
     let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    let value = vec![b'y'; 200 << 10];
-    let keys: Vec<String> = (0..20).map(|i| format!("frag{i}")).collect();
+    // Each value alone is over the limit: every fragment to that server gets -OOM.
+    let value = vec![b'y'; 1 << 20];
+    let names: Vec<String> = setup.backends.iter().map(Redis::addr).collect();
+    let config = setup.proxy.dir.path().join("nutcracker.yml");
+    // 10 keys on each server, interleaved.
+    let by_server = keys_on(&config, &names, 10);
+    let keys: Vec<String> = (0..20)
+        .map(|i| by_server[(i % 2) * 10 + i / 2].clone())
+        .collect();
     let mut mset: Vec<&[u8]> = vec![b"MSET"];
     for k in &keys {
         mset.push(k.as_bytes());
@@ -476,20 +517,13 @@ fn oom_on_one_fragment_fails_the_split_command() {
     mget.extend(keys.iter().map(|k| k.as_bytes()));
     s.write_all(&resp(&mget)).unwrap();
     s.write_all(&resp(&[b"PING"])).unwrap();
-    let written = common::redis_direct(setup.backends[0].port, &resp(&[b"DBSIZE"]), b"\r\n");
-    let written: usize = std::str::from_utf8(&written[1..written.len() - 2])
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(written > 0 && written < 20, "{written} keys written");
-    // `*20`, a `$204800` bulk per written key, `$-1` per miss, `+PONG`.
-    let bytes = 5 + written * (value.len() + 11) + (20 - written) * 5 + 7;
-    let got = read_len(&mut s, bytes);
+    let got = common::read_until_suffix(&mut s, b"+PONG\r\n", Duration::from_secs(30));
     assert!(got.starts_with(b"*20\r\n") && got.ends_with(b"+PONG\r\n"));
-    assert_eq!(
-        got.windows(5).filter(|w| w == b"$-1\r\n").count(),
-        20 - written
-    );
+    let misses = got.windows(5).filter(|w| w == b"$-1\r\n").count();
+    assert_eq!(misses, 10);
+    // `*20`, then a `$1048576` bulk and a `$-1` in turn, `+PONG`.
+    assert_eq!(got.len(), 5 + 10 * (value.len() + 12) + 10 * 5 + 7);
+    assert!(got[5..].starts_with(b"$1048576\r\nyyy"));
 }
 
 /// A fragment whose server is down: one `-ERR Connection refused` for the
@@ -498,15 +532,22 @@ fn oom_on_one_fragment_fails_the_split_command() {
 #[test]
 fn refused_fragment_keeps_the_client_connection() {
     let live = Redis::start();
-    let dead = common::free_port();
+    // A port nothing listens on: an ephemeral one, outside the range the
+    // harness gives to servers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let port = common::free_port();
     let config = format!(
         "pool:\n  listen: 127.0.0.1:{port}\n  redis: true\n  timeout: 2000\n  servers:\n   - 127.0.0.1:{}:1\n   - 127.0.0.1:{dead}:1\n",
         live.port
     );
-    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let servers = [live.addr(), format!("127.0.0.1:{dead}")];
+    let keys = keys_on(&proxy.dir.path().join("nutcracker.yml"), &servers, 10);
     let mut mget: Vec<&[u8]> = vec![b"MGET"];
     mget.extend(keys.iter().map(|k| k.as_bytes()));
     let mut del: Vec<&[u8]> = vec![b"DEL"];
@@ -522,4 +563,41 @@ fn refused_fragment_keeps_the_client_connection() {
     );
     s.write_all(&resp(&[b"PING"])).unwrap();
     assert_eq!(read_len(&mut s, 7), b"+PONG\r\n");
+}
+
+/// A backend busy in a script answers `-BUSY`: the proxy closes that server
+/// connection and the request gets `-ERR Invalid argument` (spec §6.5); once
+/// the script is killed the server is used again.
+#[test]
+fn busy_reply_closes_the_server_connection() {
+    let backend = Redis::start_with(&["--busy-reply-threshold", "50"]);
+    let setup = setup_with(vec![backend], &[]);
+    let backend_port = setup.backends[0].port;
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    s.write_all(&resp(&[b"SET", b"k", b"v"])).unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_len(&mut s, 5)), "+OK\r\n");
+    // A script that never ends, sent straight to the backend.
+    let mut script = TcpStream::connect(("127.0.0.1", backend_port)).unwrap();
+    script
+        .write_all(&resp(&[b"EVAL", b"while true do end", b"0"]))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&resp(&[b"GET", b"k"])).unwrap();
+    s.write_all(&resp(&[b"PING"])).unwrap();
+    let want = b"-ERR Invalid argument\r\n+PONG\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&read_len(&mut s, want.len())),
+        String::from_utf8_lossy(want)
+    );
+    let killed = common::redis_direct(backend_port, &resp(&[b"SCRIPT", b"KILL"]), b"\r\n");
+    assert_eq!(killed, b"+OK\r\n");
+    // The script has ended once its caller got its error.
+    let ended = common::read_until_suffix(&mut script, b"\r\n", Duration::from_secs(10));
+    assert!(
+        ended.starts_with(b"-"),
+        "{}",
+        String::from_utf8_lossy(&ended)
+    );
+    s.write_all(&resp(&[b"GET", b"k"])).unwrap();
+    assert_eq!(read_len(&mut s, 7), b"$1\r\nv\r\n");
 }
