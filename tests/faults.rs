@@ -161,7 +161,9 @@ fn without_auto_eject_errors_but_keys_never_move() {
 fn backend_killed_under_pipelined_load() {
     let mut backends: Vec<Memcached> = (0..3).map(|_| Memcached::start()).collect();
     let port = common::free_port();
-    let mut config = format!("pool:\n  listen: 127.0.0.1:{port}\n  timeout: 2000\n  servers:\n");
+    // md5 spreads similar keys well (nutcracker's fnv1a_64 clusters keys that differ only at the end).
+    let mut config =
+        format!("pool:\n  listen: 127.0.0.1:{port}\n  hash: md5\n  timeout: 2000\n  servers:\n");
     for b in &backends {
         config.push_str(&format!("   - 127.0.0.1:{}:1\n", b.port));
     }
@@ -215,12 +217,16 @@ fn backend_killed_under_pipelined_load() {
     // The proxy still serves keys of the live backends.
     let mut c = connect(port);
     let mut ok = 0;
-    for i in 0..30 {
-        if ask(&mut c, &format!("set after{i} 0 0 1\r\nx\r\n")) == "STORED\r\n" {
-            ok += 1;
+    for i in 0..100 {
+        let reply = ask(&mut c, &format!("set after{i} 0 0 1\r\nx\r\n"));
+        match reply.as_str() {
+            "STORED\r\n" => ok += 1,
+            "SERVER_ERROR Connection refused\r\n" => {}
+            other => panic!("unexpected reply after the kill: {other:?}"),
         }
     }
-    assert!(ok >= 10, "only {ok} of 30 stored after the kill");
+    // Keys of the two live servers (about two thirds) are stored.
+    assert!(ok >= 20, "only {ok} of 100 stored after the kill");
 }
 
 fn unsafe_kill9(pid: u32) {

@@ -936,6 +936,18 @@ fn prometheus_and_http_serve_the_same_counters() {
     ));
     assert_eq!(samples as i64, json.server("web", &live, "responses"));
     assert!(samples > 0.0);
+    // Request latency per command, and the proxy-added part per pool.
+    let gets = get("nutcracker_request_latency_seconds_count{pool=\"web\",command=\"get\"}");
+    assert!(gets >= 1.0, "{gets}");
+    let all: f64 = prom
+        .iter()
+        .filter(|(k, _)| k.starts_with("nutcracker_request_latency_seconds_count{pool=\"web\""))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        get("nutcracker_proxy_latency_seconds_count{pool=\"web\"}"),
+        all
+    );
     // The traffic shows.
     assert_eq!(json.pool("web", "server_ejects"), 1);
     assert_eq!(json.pool("web", "fragments"), 2);

@@ -13,6 +13,8 @@ use std::io;
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use tokio::sync::Notify;
 
 use crate::stats::{LivePoolStats, WorkerStats};
@@ -55,14 +57,21 @@ struct ClientState {
     early_count: usize,
 }
 
+/// When a request was parsed, and its command (for the latency histograms).
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub at: Instant,
+    pub command: u16,
+}
+
 enum Slot {
-    Waiting,
+    Waiting(Timing),
     /// A reply that arrived before an earlier one: `early[start..end]`.
     Ready {
         start: usize,
         end: usize,
     },
-    Merge(Box<Merge>),
+    Merge(Box<Merge>, Timing),
 }
 
 impl Client {
@@ -84,18 +93,26 @@ impl Client {
         }
     }
 
-    /// Reserves the next reply position.
-    pub fn reserve(&self) -> u64 {
+    /// Reserves the next reply position for a request of `command` (its
+    /// protocol's command number, for the latency histograms).
+    pub fn reserve(&self, command: u16) -> u64 {
         let mut st = self.state.borrow_mut();
-        st.slots.push_back(Slot::Waiting);
+        st.slots.push_back(Slot::Waiting(Timing {
+            at: Instant::now(),
+            command,
+        }));
         st.base_seq + st.slots.len() as u64 - 1
     }
 
     /// Reserves the next reply position for a request split into fragments.
-    pub fn reserve_merge(&self, merge: Merge) -> u64 {
+    pub fn reserve_merge(&self, merge: Merge, command: u16) -> u64 {
         self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
-        st.slots.push_back(Slot::Merge(Box::new(merge)));
+        let timing = Timing {
+            at: Instant::now(),
+            command,
+        };
+        st.slots.push_back(Slot::Merge(Box::new(merge), timing));
         st.base_seq + st.slots.len() as u64 - 1
     }
 
@@ -118,11 +135,16 @@ impl Client {
         }
     }
 
-    /// The reply for request `seq`.
-    pub fn complete(&self, seq: u64, reply: &[u8]) {
+    /// The reply for request `seq`; `backend` is how long servers took on it
+    /// (zero for replies the proxy made itself).
+    pub fn complete(&self, seq: u64, reply: &[u8], backend: Duration) {
         let mut st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
+        }
+        let index = (seq - st.base_seq) as usize;
+        if let Some(Slot::Waiting(timing) | Slot::Merge(_, timing)) = st.slots.get(index) {
+            self.record(*timing, backend);
         }
         if seq == st.base_seq {
             // Only the first bytes need a wake-up: the task flushes all of `out` at once.
@@ -136,7 +158,6 @@ impl Client {
                 self.wake.notify_one();
             }
         } else {
-            let index = (seq - st.base_seq) as usize;
             if index < st.slots.len() {
                 let slot = st.keep_early(reply);
                 st.slots[index] = slot;
@@ -150,28 +171,53 @@ impl Client {
         self.pool_stats().forward_error.inc();
         let mut reply = Vec::with_capacity(48);
         self.protocol.error_reply(&failure.message(), &mut reply);
-        self.complete(seq, &reply);
+        self.complete(seq, &reply, Duration::ZERO);
     }
 
     /// One fragment's outcome for the split request `seq`.
-    pub fn complete_fragment(&self, seq: u64, fragment: u32, outcome: Result<&[u8], Failure>) {
+    pub fn complete_fragment(
+        &self,
+        seq: u64,
+        fragment: u32,
+        outcome: Result<&[u8], Failure>,
+        backend: Duration,
+    ) {
         let mut st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
         }
         let index = (seq - st.base_seq) as usize;
-        let Some(Slot::Merge(merge)) = st.slots.get_mut(index) else {
+        let Some(Slot::Merge(merge, _)) = st.slots.get_mut(index) else {
             return;
         };
-        if !merge.add(fragment, outcome) {
+        if !merge.add(fragment, outcome, backend) {
             return;
         }
         let mut reply = Vec::new();
         if merge.finish(self.protocol, &mut reply) {
             self.pool_stats().forward_error.inc();
         }
+        // The slowest fragment is the request's backend time.
+        let backend = merge.backend();
         drop(st);
-        self.complete(seq, &reply);
+        self.complete(seq, &reply, backend);
+    }
+
+    /// Records a finished request in the latency histograms.
+    fn record(&self, timing: Timing, backend: Duration) {
+        let total = timing.at.elapsed();
+        let us = |d: Duration| d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(h) = self
+            .stats
+            .request_latency
+            .get(self.pool)
+            .and_then(|p| p.get(usize::from(timing.command)))
+        {
+            h.record_us(us(total));
+        }
+        if let Some(h) = self.stats.proxy_latency.get(self.pool) {
+            h.record_us(us(total.saturating_sub(backend)));
+        }
     }
 
     /// Writes as much ready output as the socket takes now. Returns whether

@@ -40,14 +40,28 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
                 match request.command {
                     // Bytes after `quit` are discarded; earlier replies are still delivered.
                     Command::Quit => return Dispatched::stop(pos, Stop::Quit),
-                    Command::Version => forward(client, pool, PLACEHOLDER, bytes, false),
+                    Command::Version => forward(
+                        client,
+                        pool,
+                        PLACEHOLDER,
+                        bytes,
+                        false,
+                        Command::Version as u16,
+                    ),
                     _ if request.keys.len() > 1 => forward_split(client, pool, bytes, &request),
                     _ => {
                         let key = request
                             .keys
                             .first()
                             .map_or(PLACEHOLDER, |k| &bytes[k.range()]);
-                        forward(client, pool, key, bytes, request.noreply);
+                        forward(
+                            client,
+                            pool,
+                            key,
+                            bytes,
+                            request.noreply,
+                            request.command as u16,
+                        );
                     }
                 }
             }
@@ -57,10 +71,17 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
 }
 
 /// Sends a whole request to the server of `key`.
-fn forward(client: &Rc<Client>, pool: &Rc<PoolRuntime>, key: &[u8], bytes: &[u8], noreply: bool) {
+fn forward(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    key: &[u8],
+    bytes: &[u8],
+    noreply: bool,
+    command: u16,
+) {
     let Some(server) = pool.route(key) else {
         if !noreply {
-            let seq = client.reserve();
+            let seq = client.reserve(command);
             client.fail(seq, Failure::REFUSED);
         }
         return;
@@ -70,7 +91,7 @@ fn forward(client: &Rc<Client>, pool: &Rc<PoolRuntime>, key: &[u8], bytes: &[u8]
         conn.enqueue(bytes, None);
         return;
     }
-    let seq = client.reserve();
+    let seq = client.reserve(command);
     let pending = Pending {
         client: Some(client.clone()),
         seq,
@@ -88,7 +109,7 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         match pool.route(&bytes[key.range()]) {
             Some(server) => targets.push(server.index),
             None => {
-                let seq = client.reserve();
+                let seq = client.reserve(request.command as u16);
                 client.fail(seq, Failure::REFUSED);
                 return;
             }
@@ -97,7 +118,7 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
     let first = targets[0];
     if targets.iter().all(|&t| t == first) {
         let conn = pool.servers[first].connection(pool);
-        let seq = client.reserve();
+        let seq = client.reserve(request.command as u16);
         let pending = Pending {
             client: Some(client.clone()),
             seq,
@@ -119,7 +140,7 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
         merge.push_key(&bytes[key.range()], fragment as u32);
     }
-    let seq = client.reserve_merge(merge);
+    let seq = client.reserve_merge(merge, request.command as u16);
     let deadline = pool.deadline();
     let mut sub = Vec::with_capacity(bytes.len());
     let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();

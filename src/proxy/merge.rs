@@ -1,6 +1,8 @@
 //! Collecting the fragment replies of a request split across servers and
 //! building the one reply the client gets.
 
+use std::time::Duration;
+
 use super::errno::Failure;
 use super::Protocol;
 
@@ -29,6 +31,8 @@ pub struct Merge {
     keys: Vec<u8>,
     /// Per original key: (start, end) in `keys` and the fragment it went to.
     key_spans: Vec<(u32, u32, u32)>,
+    /// The slowest fragment's server time.
+    backend: Duration,
 }
 
 impl Merge {
@@ -41,6 +45,7 @@ impl Merge {
             failure: None,
             keys: Vec::new(),
             key_spans: Vec::new(),
+            backend: Duration::ZERO,
         }
     }
 
@@ -53,7 +58,13 @@ impl Merge {
     }
 
     /// Records one fragment's outcome; true when every fragment is in.
-    pub fn add(&mut self, fragment: u32, outcome: Result<&[u8], Failure>) -> bool {
+    pub fn add(
+        &mut self,
+        fragment: u32,
+        outcome: Result<&[u8], Failure>,
+        backend: Duration,
+    ) -> bool {
+        self.backend = self.backend.max(backend);
         let Some(part) = self.parts.get_mut(fragment as usize) else {
             return false;
         };
@@ -74,6 +85,11 @@ impl Merge {
         }
         self.remaining -= 1;
         self.remaining == 0
+    }
+
+    /// The slowest fragment's server time.
+    pub fn backend(&self) -> Duration {
+        self.backend
     }
 
     /// How many fragments the request was split into.

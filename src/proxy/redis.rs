@@ -118,7 +118,7 @@ fn forward(
 ) {
     let key = request.routing_key(bytes);
     let server = pool.route(key.as_deref().unwrap_or(PLACEHOLDER));
-    let seq = client.reserve();
+    let seq = client.reserve(request.command as u16);
     let Some(server) = server else {
         client.fail(seq, Failure::REFUSED);
         return;
@@ -166,7 +166,7 @@ fn forward_split(
         match pool.route(key.as_deref().unwrap_or_default()) {
             Some(server) => targets.push(server.index),
             None => {
-                let seq = client.reserve();
+                let seq = client.reserve(request.command as u16);
                 client.fail(seq, Failure::REFUSED);
                 return;
             }
@@ -175,7 +175,7 @@ fn forward_split(
     let first = targets[0];
     if targets.iter().all(|&t| t == first) {
         let conn = pool.servers[first].connection(pool);
-        let seq = client.reserve();
+        let seq = client.reserve(request.command as u16);
         let pending = Pending {
             client: Some(client.clone()),
             seq,
@@ -201,7 +201,7 @@ fn forward_split(
         let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
         merge.push_key(&[], fragment as u32);
     }
-    let seq = client.reserve_merge(merge);
+    let seq = client.reserve_merge(merge, request.command as u16);
     let deadline = pool.deadline();
     let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();
     for (fragment, &server) in servers.iter().enumerate() {

@@ -43,15 +43,17 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn deliver(self, outcome: Result<&[u8], Failure>) {
+    /// Hands the reply (or the failure) to the client; `backend` is the
+    /// time the server took.
+    fn deliver(self, outcome: Result<&[u8], Failure>, backend: Duration) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             match outcome {
-                Ok(reply) => client.complete(self.seq, reply),
+                Ok(reply) => client.complete(self.seq, reply, backend),
                 Err(failure) => client.fail(self.seq, failure),
             }
         } else {
-            client.complete_fragment(self.seq, self.fragment, outcome);
+            client.complete_fragment(self.seq, self.fragment, outcome, backend);
         }
     }
 }
@@ -169,7 +171,7 @@ impl ServerConnection {
             std::mem::take(&mut st.fifo)
         };
         for (pending, _, _) in fifo {
-            pending.deliver(Err(failure));
+            pending.deliver(Err(failure), Duration::ZERO);
         }
     }
 }
@@ -428,19 +430,19 @@ async fn serve(
                                 return Some(Failure::INVALID);
                             };
                             server.failures.set(0);
+                            let waited = arrived.saturating_duration_since(queued);
                             if pending.client.is_some() {
                                 let stats = conn.stats.get();
                                 stats.responses.inc();
                                 stats.response_bytes.add(len as i64);
                                 stats.out_queue.add(-1);
                                 stats.out_queue_bytes.add(-i64::from(request_len));
-                                let waited = arrived.saturating_duration_since(queued);
                                 conn.stats.latency().record_us(waited.as_micros() as u64);
                                 let mut st = conn.state.borrow_mut();
                                 st.outstanding.requests -= 1;
                                 st.outstanding.bytes -= i64::from(request_len);
                             }
-                            pending.deliver(Ok(&buf[..len]));
+                            pending.deliver(Ok(&buf[..len]), waited);
                             start += len;
                         }
                     }

@@ -52,7 +52,7 @@ pub mod prometheus;
 mod registry;
 pub mod server;
 
-pub use registry::{now_micros, Registry, Totals, WorkerStats};
+pub use registry::{command_names, now_micros, Registry, Totals, WorkerStats};
 
 /// One metric's live value. Each worker owns its copy and is its only writer,
 /// so an update is a plain load and store (no locked instruction); the stats

@@ -194,11 +194,20 @@ pub fn render(out: &mut String, info: &Info<'_>, config: &Config, totals: &Total
     process::render(out);
 }
 
-/// Writes the per-server backend latency histograms (time from queueing a
-/// request on a server connection to its reply), as a Prometheus histogram in
-/// seconds with power-of-two microsecond buckets; p50 / p99 / p999 follow from
-/// `histogram_quantile`.
-pub fn render_latency(out: &mut String, config: &Config, latency: &[Vec<HistogramSnapshot>]) {
+/// Writes the latency histograms, in seconds with power-of-two microsecond
+/// buckets (p50 / p99 / p999 follow from `histogram_quantile`):
+/// per server, the backend latency (queueing a request on a server connection
+/// to its reply); per pool and command, the request latency (parsing a request
+/// to its reply being complete in the proxy; commands never seen are left
+/// out); per pool, the proxy-added latency (request latency minus the slowest
+/// server's time).
+pub fn render_latency(
+    out: &mut String,
+    config: &Config,
+    server: &[Vec<HistogramSnapshot>],
+    request: &[Vec<HistogramSnapshot>],
+    proxy: &[HistogramSnapshot],
+) {
     let name = "nutcracker_server_latency_seconds";
     family(
         out,
@@ -206,24 +215,67 @@ pub fn render_latency(out: &mut String, config: &Config, latency: &[Vec<Histogra
         "histogram",
         "Time from queueing a request on a server connection to its reply",
     );
-    for (pool, servers) in config.pools.iter().zip(latency) {
-        for (server, h) in pool.servers.iter().zip(servers) {
-            let mut labels = String::from("pool=\"");
-            push_label(&mut labels, &pool.name);
-            labels.push_str("\",server=\"");
-            push_label(&mut labels, &server.name);
-            labels.push('"');
-            let mut cumulative = 0i64;
-            for (i, n) in h.buckets.iter().enumerate().take(BUCKETS) {
-                cumulative += n;
-                let le = bucket_bound_us(i) as f64 / 1e6;
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
+    for (pool, servers) in config.pools.iter().zip(server) {
+        for (srv, h) in pool.servers.iter().zip(servers) {
+            let labels = labels(&[("pool", &pool.name), ("server", &srv.name)]);
+            histogram(out, name, &labels, h);
         }
     }
+    let name = "nutcracker_request_latency_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Time from parsing a request to its reply being complete in the proxy, per command",
+    );
+    for (pool, commands) in config.pools.iter().zip(request) {
+        let names = super::command_names(pool);
+        for (command, h) in names.iter().zip(commands) {
+            if h.count() > 0 {
+                let labels = labels(&[("pool", &pool.name), ("command", command)]);
+                histogram(out, name, &labels, h);
+            }
+        }
+    }
+    let name = "nutcracker_proxy_latency_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Time the proxy adds to a request: request latency minus the slowest server's time",
+    );
+    for (pool, h) in config.pools.iter().zip(proxy) {
+        let labels = labels(&[("pool", &pool.name)]);
+        histogram(out, name, &labels, h);
+    }
+}
+
+/// `k1="v1",k2="v2"` with escaped values.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        push_label(&mut out, v);
+        out.push('"');
+    }
+    out
+}
+
+/// One histogram's `_bucket` (cumulative), `_sum` and `_count` samples.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+    let mut cumulative = 0i64;
+    for (i, n) in h.buckets.iter().enumerate().take(BUCKETS) {
+        cumulative += n;
+        let le = bucket_bound_us(i) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
 }
 
 /// Process metrics from `/proc/self`, under the names Prometheus client

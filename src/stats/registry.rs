@@ -21,6 +21,27 @@ pub struct WorkerStats {
     /// Per pool, per server: time from queueing a request on a server
     /// connection to its reply (backend latency, including the connection's queue).
     pub server_latency: Vec<Vec<LatencyHistogram>>,
+    /// Per pool, per command (see [`command_names`]): time from parsing a
+    /// request to its reply being complete in the proxy.
+    pub request_latency: Vec<Vec<LatencyHistogram>>,
+    /// Per pool: the part of each request's time not spent waiting for
+    /// servers (request latency minus the slowest server's time).
+    pub proxy_latency: Vec<LatencyHistogram>,
+}
+
+/// The command names of a pool's protocol, indexed by command number.
+pub fn command_names(pool: &rustcracker_config::Pool) -> Vec<&'static str> {
+    if pool.redis {
+        rustcracker_redis::ALL_COMMANDS
+            .iter()
+            .map(|c| c.name())
+            .collect()
+    } else {
+        rustcracker_memcache::Command::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect()
+    }
 }
 
 impl WorkerStats {
@@ -42,6 +63,21 @@ impl WorkerStats {
                 .collect(),
             total_connections: Counter::default(),
             curr_connections: Counter::default(),
+            request_latency: config
+                .pools
+                .iter()
+                .map(|p| {
+                    command_names(p)
+                        .iter()
+                        .map(|_| LatencyHistogram::default())
+                        .collect()
+                })
+                .collect(),
+            proxy_latency: config
+                .pools
+                .iter()
+                .map(|_| LatencyHistogram::default())
+                .collect(),
             server_latency: config
                 .pools
                 .iter()
@@ -131,6 +167,52 @@ impl Registry {
 }
 
 impl Registry {
+    /// Per pool, per command: request latency summed over workers.
+    pub fn request_latency(&self) -> Vec<Vec<HistogramSnapshot>> {
+        self.sum_latency(|w| &w.request_latency)
+    }
+
+    /// Per pool: proxy-added latency summed over workers.
+    pub fn proxy_latency(&self) -> Vec<HistogramSnapshot> {
+        let mut sums = vec![HistogramSnapshot::default(); self.config.pools.len()];
+        for worker in self.workers() {
+            for (sum, live) in sums.iter_mut().zip(&worker.proxy_latency) {
+                sum.merge(&live.snapshot());
+            }
+        }
+        sums
+    }
+
+    fn workers(&self) -> Vec<Arc<WorkerStats>> {
+        match self.workers.lock() {
+            Ok(w) => w.clone(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn sum_latency(
+        &self,
+        pick: impl Fn(&WorkerStats) -> &Vec<Vec<LatencyHistogram>>,
+    ) -> Vec<Vec<HistogramSnapshot>> {
+        let workers = self.workers();
+        let mut sums: Vec<Vec<HistogramSnapshot>> = Vec::new();
+        for worker in &workers {
+            let live = pick(worker);
+            if sums.is_empty() {
+                sums = live
+                    .iter()
+                    .map(|p| vec![HistogramSnapshot::default(); p.len()])
+                    .collect();
+            }
+            for (sum, live) in sums.iter_mut().zip(live) {
+                for (s, l) in sum.iter_mut().zip(live) {
+                    s.merge(&l.snapshot());
+                }
+            }
+        }
+        sums
+    }
+
     /// Per pool, per server: the backend latency histograms summed over workers.
     pub fn server_latency(&self) -> Vec<Vec<HistogramSnapshot>> {
         let mut sums: Vec<Vec<HistogramSnapshot>> = self

@@ -286,6 +286,8 @@ fn answer(mut stream: TcpStream, context: &Context) -> io::Result<()> {
                 &mut body,
                 &context.registry.config,
                 &context.registry.server_latency(),
+                &context.registry.request_latency(),
+                &context.registry.proxy_latency(),
             );
             prometheus::CONTENT_TYPE
         }
