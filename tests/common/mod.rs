@@ -54,6 +54,40 @@ pub fn wait_for_port(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port} after 10 s");
 }
 
+/// Starts a server on a free port and makes sure it is the one listening
+/// there: a server that lost the race for its port exits, and another port is
+/// tried.
+pub fn spawn_on_free_port(what: &str, mut command: impl FnMut(u16) -> Command) -> (u16, Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut up = false;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Still alive a moment later: it holds the port, not someone else.
+                std::thread::sleep(Duration::from_millis(20));
+                up = matches!(child.try_wait(), Ok(None));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if up {
+            return (port, child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start on any of 5 ports");
+}
+
 /// Waits until a unix socket at `path` accepts connections.
 pub fn wait_for_unix(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -88,15 +122,12 @@ pub struct Memcached {
 
 impl Memcached {
     pub fn start() -> Memcached {
-        let port = free_port();
-        let child = Command::new("memcached")
-            .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-t", "1", "-p"])
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("memcached is installed (apt-get install memcached)");
-        wait_for_port(port);
+        let (port, child) = spawn_on_free_port("memcached (apt-get install memcached)", |port| {
+            let mut c = Command::new("memcached");
+            c.args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-t", "1", "-p"])
+                .arg(port.to_string());
+            c
+        });
         Memcached {
             port,
             socket: None,
@@ -151,24 +182,22 @@ impl Redis {
     }
 
     pub fn start_with(extra: &[&str]) -> Redis {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--port",
-            ])
-            .arg(port.to_string())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        wait_for_port(port);
+        let (port, child) =
+            spawn_on_free_port("redis-server (apt-get install redis-server)", |port| {
+                let mut c = Command::new("redis-server");
+                c.args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--port",
+                ])
+                .arg(port.to_string())
+                .args(extra);
+                c
+            });
         Redis {
             port,
             process: Process {
