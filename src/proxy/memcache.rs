@@ -14,6 +14,7 @@ use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, WHOLE};
 use super::session::{Dispatched, Stop};
+use super::split::{self, Plan};
 
 /// The routing key of keyless commands (`version`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -104,55 +105,37 @@ fn forward(
 /// A retrieval of several keys: one sub-request per server, keys in request
 /// order; sent whole when every key lives on one server (the reply is the same).
 fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], request: &Request) {
-    let mut targets: SmallVec<[usize; 8]> = SmallVec::with_capacity(request.keys.len());
-    for key in &request.keys {
-        match pool.route(&bytes[key.range()]) {
-            Some(server) => targets.push(server.index),
-            None => {
-                let seq = client.reserve(request.command as u16);
-                client.fail(seq, Failure::REFUSED);
-                return;
-            }
+    let command = request.command as u16;
+    let split = match split::plan(pool, request.keys.iter().map(|k| &bytes[k.range()])) {
+        Plan::Refused => {
+            let seq = client.reserve(command);
+            client.fail(seq, Failure::REFUSED);
+            return;
         }
-    }
-    let first = targets[0];
-    if targets.iter().all(|&t| t == first) {
-        let conn = pool.servers[first].connection(pool);
-        let seq = client.reserve(request.command as u16);
-        let pending = Pending {
-            client: Some(client.clone()),
-            seq,
-            fragment: WHOLE,
-            deadline: pool.deadline(),
-        };
-        conn.enqueue(bytes, Some(pending));
-        return;
-    }
-    // Distinct servers in order of first appearance: fragment i goes to servers[i].
-    let mut servers: SmallVec<[usize; 8]> = SmallVec::new();
-    for &t in &targets {
-        if !servers.contains(&t) {
-            servers.push(t);
+        Plan::Whole(server) => {
+            let conn = pool.servers[server].connection(pool);
+            let seq = client.reserve(command);
+            let pending = Pending {
+                client: Some(client.clone()),
+                seq,
+                fragment: WHOLE,
+                deadline: pool.deadline(),
+            };
+            conn.enqueue(bytes, Some(pending));
+            return;
         }
+        Plan::Split(split) => split,
+    };
+    let mut merge = Merge::new(MergeKind::MemcacheValues, split.servers.len());
+    for (i, key) in request.keys.iter().enumerate() {
+        merge.push_key(&bytes[key.range()], split.fragment_of(i));
     }
-    let mut merge = Merge::new(MergeKind::MemcacheValues, servers.len());
-    for (key, &t) in request.keys.iter().zip(&targets) {
-        let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
-        merge.push_key(&bytes[key.range()], fragment as u32);
-    }
-    let seq = client.reserve_merge(merge, request.command as u16);
+    let seq = client.reserve_merge(merge, command);
     let deadline = pool.deadline();
     let mut sub = Vec::with_capacity(bytes.len());
-    let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();
-    for (fragment, &server) in servers.iter().enumerate() {
-        indexes.clear();
-        indexes.extend(
-            targets
-                .iter()
-                .enumerate()
-                .filter(|(_, &t)| t == server)
-                .map(|(i, _)| i),
-        );
+    let mut indexes = SmallVec::new();
+    for (fragment, &server) in split.servers.iter().enumerate() {
+        split.keys_of(fragment, &mut indexes);
         sub.clear();
         rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
         let conn = pool.servers[server].connection(pool);

@@ -17,6 +17,7 @@ mod pool;
 mod redis;
 mod server;
 mod session;
+mod split;
 mod stream;
 
 use std::cell::Cell;

@@ -15,6 +15,7 @@ use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, ServerConnection, WHOLE};
 use super::session::{Dispatched, Stop};
+use super::split::{self, Plan};
 
 /// The routing key of keyless commands (`COMMAND`, `LOLWUT`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -160,59 +161,42 @@ fn forward_split(
     kind: Fragmentation,
     session: &mut RedisSession,
 ) {
-    let mut targets: SmallVec<[usize; 8]> = SmallVec::with_capacity(request.keys.len());
-    for i in 0..request.keys.len() {
-        let key = request.key(bytes, i);
-        match pool.route(key.as_deref().unwrap_or_default()) {
-            Some(server) => targets.push(server.index),
-            None => {
-                let seq = client.reserve(request.command as u16);
-                client.fail(seq, Failure::REFUSED);
-                return;
-            }
+    let command = request.command as u16;
+    let keys = (0..request.keys.len()).map(|i| request.key(bytes, i).unwrap_or_default());
+    let split = match split::plan(pool, keys) {
+        Plan::Refused => {
+            let seq = client.reserve(command);
+            client.fail(seq, Failure::REFUSED);
+            return;
         }
-    }
-    let first = targets[0];
-    if targets.iter().all(|&t| t == first) {
-        let conn = pool.servers[first].connection(pool);
-        let seq = client.reserve(request.command as u16);
-        let pending = Pending {
-            client: Some(client.clone()),
-            seq,
-            fragment: WHOLE,
-            deadline: pool.deadline(),
-        };
-        send(&conn, bytes, request, pending, &mut session.scratch);
-        return;
-    }
-    let mut servers: SmallVec<[usize; 8]> = SmallVec::new();
-    for &t in &targets {
-        if !servers.contains(&t) {
-            servers.push(t);
+        Plan::Whole(server) => {
+            let conn = pool.servers[server].connection(pool);
+            let seq = client.reserve(command);
+            let pending = Pending {
+                client: Some(client.clone()),
+                seq,
+                fragment: WHOLE,
+                deadline: pool.deadline(),
+            };
+            send(&conn, bytes, request, pending, &mut session.scratch);
+            return;
         }
-    }
+        Plan::Split(split) => split,
+    };
     let merge_kind = match kind {
         Fragmentation::Mget => MergeKind::RedisMget,
         Fragmentation::Sum => MergeKind::RedisSum,
         Fragmentation::Mset => MergeKind::RedisMset,
     };
-    let mut merge = Merge::new(merge_kind, servers.len());
-    for &t in &targets {
-        let fragment = servers.iter().position(|&s| s == t).unwrap_or(0);
-        merge.push_key(&[], fragment as u32);
+    let mut merge = Merge::new(merge_kind, split.servers.len());
+    for i in 0..split.targets.len() {
+        merge.push_key(&[], split.fragment_of(i));
     }
-    let seq = client.reserve_merge(merge, request.command as u16);
+    let seq = client.reserve_merge(merge, command);
     let deadline = pool.deadline();
-    let mut indexes: SmallVec<[usize; 16]> = SmallVec::new();
-    for (fragment, &server) in servers.iter().enumerate() {
-        indexes.clear();
-        indexes.extend(
-            targets
-                .iter()
-                .enumerate()
-                .filter(|(_, &t)| t == server)
-                .map(|(i, _)| i),
-        );
+    let mut indexes = SmallVec::new();
+    for (fragment, &server) in split.servers.iter().enumerate() {
+        split.keys_of(fragment, &mut indexes);
         session.scratch.clear();
         rustcracker_redis::write_fragment(bytes, request, &indexes, &mut session.scratch);
         let conn = pool.servers[server].connection(pool);
