@@ -319,29 +319,7 @@ fn slow_backend_times_out_and_late_replies_are_dropped() {
 #[test]
 fn restarted_backend_gets_traffic_again() {
     let port_b = common::free_port();
-    let start_mc = |p: u16| {
-        let child = Command::new("memcached")
-            .args([
-                "-u",
-                "root",
-                "-l",
-                "127.0.0.1",
-                "-U",
-                "0",
-                "-t",
-                "1",
-                "-p",
-                &p.to_string(),
-            ])
-            .spawn()
-            .unwrap();
-        common::wait_for_port(p);
-        common::Process {
-            child,
-            name: "memcached".into(),
-        }
-    };
-    let b = start_mc(port_b);
+    let b = memcached_on(port_b);
     let port = common::free_port();
     let config = format!(
         "pool:\n  listen: 127.0.0.1:{port}\n  auto_eject_hosts: true\n  server_failure_limit: 1\n  \
@@ -357,7 +335,7 @@ fn restarted_backend_gets_traffic_again() {
         ask(&mut c, "get a\r\n"),
         "SERVER_ERROR Connection refused\r\n"
     );
-    let _b2 = start_mc(port_b);
+    let _b2 = memcached_on(port_b);
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(ask(&mut c, "get a\r\n"), "END\r\n");
     assert_eq!(ask(&mut c, "set a 0 0 1\r\ny\r\n"), "STORED\r\n");
@@ -487,29 +465,7 @@ fn backend_name_that_stops_resolving() {
         return;
     };
     let port_b = common::free_port();
-    let start_mc = |p: u16| {
-        let child = Command::new("memcached")
-            .args([
-                "-u",
-                "root",
-                "-l",
-                "127.0.0.1",
-                "-U",
-                "0",
-                "-t",
-                "1",
-                "-p",
-                &p.to_string(),
-            ])
-            .spawn()
-            .unwrap();
-        common::wait_for_port(p);
-        common::Process {
-            child,
-            name: "memcached".into(),
-        }
-    };
-    let b = start_mc(port_b);
+    let b = memcached_on(port_b);
     let port = common::free_port();
     let config = format!(
         "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 1000\n  servers:\n   - {name}:{port_b}:1\n"
@@ -521,9 +477,33 @@ fn backend_name_that_stops_resolving() {
     hosts.remove();
     drop(b);
     std::thread::sleep(Duration::from_millis(200));
-    let _b2 = start_mc(port_b);
+    let _b2 = memcached_on(port_b);
     assert_eq!(ask(&mut c, "get a\r\n"), "SERVER_ERROR Host is down\r\n");
     drop(hosts);
     let _hosts = HostsEntry::add(&name).unwrap();
     assert_eq!(ask(&mut c, "get a\r\n"), "END\r\n");
+}
+
+/// A memcached on a given port (to restart a backend where it was).
+fn memcached_on(port: u16) -> common::Process {
+    let child = Command::new("memcached")
+        .args([
+            "-u",
+            "root",
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-t",
+            "1",
+            "-p",
+            &port.to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    common::wait_for_port(port);
+    common::Process {
+        child,
+        name: "memcached".into(),
+    }
 }
