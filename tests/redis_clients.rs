@@ -452,7 +452,8 @@ fn client_leaving_mid_flight_leaves_others_in_sync() {
 /// and reads still work on a fresh server connection.
 #[test]
 fn oom_reply_closes_the_server_connection() {
-    let backend = Redis::start_with(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]);
+    let backend = Redis::start();
+    make_out_of_memory(backend.port);
     let setup = setup_with(vec![backend], &[]);
     let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
     // The backend itself answers -OOM to a big SET.
@@ -486,13 +487,11 @@ fn oom_reply_closes_the_server_connection() {
 /// (spec §6.3), and the client connection stays usable.
 #[test]
 fn oom_on_one_fragment_fails_the_split_command() {
-    let backends = vec![
-        Redis::start(),
-        Redis::start_with(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]),
-    ];
+    let backends = vec![Redis::start(), Redis::start()];
+    make_out_of_memory(backends[1].port);
     let setup = setup_with(backends, &[]);
     let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    // Each value alone is over the limit: every fragment to that server gets -OOM.
+    // That server is over its memory limit: every write fragment to it gets -OOM.
     let value = vec![b'y'; 1 << 20];
     let names: Vec<String> = setup.backends.iter().map(Redis::addr).collect();
     let config = setup.proxy.dir.path().join("nutcracker.yml");
@@ -600,4 +599,18 @@ fn busy_reply_closes_the_server_connection() {
     );
     s.write_all(&resp(&[b"GET", b"k"])).unwrap();
     assert_eq!(read_len(&mut s, 7), b"$1\r\nv\r\n");
+}
+
+/// Puts a redis over its memory limit for certain: 2 MiB stored first, then
+/// `maxmemory 1mb` with `noeviction`, so every write gets `-OOM` whatever the
+/// size of the request (a limit set at start leaves that to timing).
+fn make_out_of_memory(port: u16) {
+    let filler = vec![b'f'; 2 << 20];
+    for command in [
+        resp(&[b"SET", b"filler", &filler]),
+        resp(&[b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]),
+        resp(&[b"CONFIG", b"SET", b"maxmemory", b"1mb"]),
+    ] {
+        assert_eq!(common::redis_direct(port, &command, b"\r\n"), b"+OK\r\n");
+    }
 }
