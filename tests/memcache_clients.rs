@@ -298,3 +298,79 @@ fn backend_errors_use_nutcracker_wording() {
         );
     }
 }
+
+/// `client_connections` is enforced (nutcracker parses and ignores it): clients
+/// beyond the limit are accepted and closed; the others are served.
+#[test]
+fn client_connections_limit_is_enforced() {
+    let backend = Memcached::start();
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  client_connections: 2\n  servers:\n   - 127.0.0.1:{}:1\n",
+        backend.port
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    // Let the harness's readiness probe (a connection too) finish leaving.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for c in [&mut first, &mut second] {
+        c.write_all(b"get a\r\n").unwrap();
+        assert_eq!(read_replies(c, 5), b"END\r\n");
+    }
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = third.write_all(b"get a\r\n");
+    let (got, closed) = common::read_quiet(&mut third, Duration::from_secs(2));
+    assert!(
+        got.is_empty() && closed,
+        "third client got {got:?}, closed {closed}"
+    );
+    // When one leaves, a new client gets its place.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fourth = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    fourth.write_all(b"get a\r\n").unwrap();
+    assert_eq!(read_replies(&mut fourth, 5), b"END\r\n");
+}
+
+/// An IPv6 listen address, written unbracketed as nutcracker takes it.
+#[test]
+fn ipv6_listen() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    }
+    let backend = Memcached::start();
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: ::1:{port}\n  servers:\n   - 127.0.0.1:{}:1\n",
+        backend.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nutcracker.yml");
+    std::fs::write(&conf, &config).unwrap();
+    let child = std::process::Command::new(common::rustcracker_bin())
+        .arg("-c")
+        .arg(&conf)
+        .args(["-a", "127.0.0.1", "-s", &common::free_port().to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = common::Process {
+        child,
+        name: "rustcracker".into(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        if let Ok(c) = TcpStream::connect(("::1", port)) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on [::1]:{port}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    c.write_all(b"set six 0 0 1\r\n6\r\nget six\r\n").unwrap();
+    assert_eq!(
+        read_replies(&mut c, 27),
+        b"STORED\r\nVALUE six 0 1\r\n6\r\nEND\r\n"
+    );
+}
