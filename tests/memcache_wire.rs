@@ -7,9 +7,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::conn::{Conn, Target};
 use common::{Flavor, Memcached, Proxy};
 
 /// One table row.
@@ -239,75 +239,6 @@ fn show(b: &[u8]) -> String {
     }
 }
 
-/// A client connection over TCP or a unix socket.
-enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Conn {
-    fn open(target: &Target) -> Conn {
-        match target {
-            Target::Tcp(port) => Conn::Tcp(TcpStream::connect(("127.0.0.1", *port)).unwrap()),
-            Target::Unix(path) => Conn::Unix(UnixStream::connect(path).unwrap()),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        match self {
-            Conn::Tcp(s) => s.write_all(bytes).unwrap(),
-            Conn::Unix(s) => s.write_all(bytes).unwrap(),
-        }
-    }
-
-    /// Reads until `want` could match or the peer is quiet / closes.
-    fn read_reply(&mut self, want: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if matches(want, &out) {
-                // Catch anything extra that follows.
-                let quiet = Some(Duration::from_millis(30));
-                self.set_timeout(quiet);
-                if let Ok(n) = self.read(&mut buf) {
-                    out.extend_from_slice(&buf[..n]);
-                }
-                return out;
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return out;
-            }
-            self.set_timeout(Some(left.min(Duration::from_millis(2000))));
-            match self.read(&mut buf) {
-                Ok(0) | Err(_) => return out,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    }
-
-    fn set_timeout(&mut self, t: Option<Duration>) {
-        match self {
-            Conn::Tcp(s) => s.set_read_timeout(t).unwrap(),
-            Conn::Unix(s) => s.set_read_timeout(t).unwrap(),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-/// Where a proxy listens.
-enum Target {
-    Tcp(u16),
-    Unix(PathBuf),
-}
-
 /// Backends plus a proxy in front of them.
 struct Topology {
     name: &'static str,
@@ -457,7 +388,10 @@ fn run_case(topology: &Topology, case: &Case) -> Vec<u8> {
     topology.flush();
     let mut conn = Conn::open(&topology.target);
     conn.send(&case.request);
-    conn.read_reply(&case.reply)
+    conn.read_until(
+        |got| matches(&case.reply, got),
+        Some(Duration::from_millis(30)),
+    )
 }
 
 #[test]
@@ -541,7 +475,7 @@ fn split_anywhere_gives_the_same_replies() {
             std::thread::sleep(Duration::from_millis(2));
         }
         let mut conn = Conn::Tcp(s);
-        conn.read_reply(want)
+        conn.read_until(|got| matches(want, got), Some(Duration::from_millis(30)))
     };
     let whole = feed(vec![stream]);
     assert!(matches(want, &whole), "whole: {}", show(&whole));

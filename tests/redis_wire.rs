@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::conn::{Conn, Target};
 use common::{resp, Flavor, Proxy, Redis, RedisUnix};
 
 /// The pool password of the `redis_auth` topologies.
@@ -561,92 +559,6 @@ fn show(b: &[u8]) -> String {
     }
 }
 
-/// A client connection over TCP or a unix socket.
-enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Conn {
-    fn open(target: &Target) -> Conn {
-        match target {
-            Target::Tcp(port) => {
-                let s = TcpStream::connect(("127.0.0.1", *port)).unwrap();
-                s.set_nodelay(true).unwrap();
-                Conn::Tcp(s)
-            }
-            Target::Unix(path) => Conn::Unix(UnixStream::connect(path).unwrap()),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        // A peer that closes early (protocol errors) may reset a long write.
-        let _ = match self {
-            Conn::Tcp(s) => s.write_all(bytes),
-            Conn::Unix(s) => s.write_all(bytes),
-        };
-    }
-
-    /// Reads until `want` matches (then catches anything extra for a moment)
-    /// or the peer is quiet / closes.
-    fn read_reply(&mut self, want: &[u8]) -> Vec<u8> {
-        self.read_matching(want, Some(Duration::from_millis(20)))
-    }
-
-    /// Reads until `want` matches, then lingers for anything extra, or until
-    /// the peer is quiet / closes.
-    fn read_matching(&mut self, want: &[u8], linger: Option<Duration>) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if matches(want, &out) {
-                let Some(linger) = linger else {
-                    return out;
-                };
-                self.set_timeout(Some(linger));
-                while let Ok(n) = self.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.extend_from_slice(&buf[..n]);
-                }
-                return out;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return out;
-            }
-            self.set_timeout(Some(left.min(Duration::from_millis(2000))));
-            match self.read(&mut buf) {
-                Ok(0) | Err(_) => return out,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    }
-
-    fn set_timeout(&mut self, t: Option<Duration>) {
-        match self {
-            Conn::Tcp(s) => s.set_read_timeout(t).unwrap(),
-            Conn::Unix(s) => s.set_read_timeout(t).unwrap(),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-/// Where a proxy (or a backend) listens.
-#[derive(Clone)]
-enum Target {
-    Tcp(u16),
-    Unix(PathBuf),
-}
-
 /// A redis-server behind the proxy.
 enum Backend {
     Tcp(Redis),
@@ -681,7 +593,7 @@ impl Backend {
         request.extend_from_slice(commands);
         expect.extend_from_slice(want);
         conn.send(&request);
-        let got = conn.read_matching(&expect, None);
+        let got = conn.read_until(|got| matches(&expect, got), None);
         got[expect.len() - want.len()..].to_vec()
     }
 }
@@ -870,11 +782,14 @@ fn run_case(topology: &Topology, case: &Case) -> Vec<u8> {
     let mut conn = Conn::open(&topology.target);
     if topology.password.is_some() && case.pools == Pools::Any {
         conn.send(&resp(&[b"AUTH", PASSWORD.as_bytes()]));
-        let got = conn.read_matching(b"+OK\r\n", None);
+        let got = conn.read_until(|got| matches(b"+OK\r\n", got), None);
         assert_eq!(got, b"+OK\r\n", "[{}] AUTH", topology.name);
     }
     conn.send(&case.request);
-    conn.read_reply(&case.reply)
+    conn.read_until(
+        |got| matches(&case.reply, got),
+        Some(Duration::from_millis(20)),
+    )
 }
 
 #[test]
@@ -1008,7 +923,7 @@ fn redis_db_writes_into_that_db() {
         }
         conn.send(&request);
         assert_eq!(
-            show(&conn.read_reply(&want)),
+            show(&conn.read_until(|got| matches(&want, got), Some(Duration::from_millis(20)))),
             show(&want),
             "[{}]",
             spec.name
@@ -1073,7 +988,7 @@ fn split_anywhere_gives_the_same_replies() {
             conn.send(c);
             std::thread::sleep(Duration::from_millis(1));
         }
-        conn.read_reply(&want)
+        conn.read_until(|got| matches(&want, got), Some(Duration::from_millis(20)))
     };
     let whole = feed(vec![&stream]);
     assert_eq!(show(&whole), show(&want), "whole");

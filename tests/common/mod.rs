@@ -3,6 +3,8 @@
 //! when its guard drops.
 #![allow(dead_code)]
 
+pub mod conn;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
