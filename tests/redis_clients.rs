@@ -281,9 +281,25 @@ fn redis_cli_through_the_proxy() {
     }
     want.push_str("v0\nv50\nv99\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
-    // Not covered: `redis-cli --pipe` ends its stream with `ECHO <random>` and waits for the
-    // echo, but ECHO is unsupported (as in nutcracker, which closes the connection).
     assert_eq!(cli(&["GET", "s99"]), "v99\n");
+    // Mass insertion: `redis-cli --pipe` ends its stream with `ECHO <random>` and waits for the
+    // echo, which the proxy answers itself (nutcracker closed the connection on ECHO).
+    let mut raw = Vec::new();
+    for i in 0..1000 {
+        raw.extend_from_slice(&resp(&[b"SET", format!("pipe{i}").as_bytes(), b"x"]));
+    }
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port, "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("errors: 0, replies: 1000"), "{text}");
+    assert_eq!(cli(&["GET", "pipe999"]), "x\n");
 }
 
 /// redis-benchmark through the proxy: every test runs, no error lines (a

@@ -69,6 +69,12 @@ pub fn dispatch(
                     client.push_local(reply::NOAUTH);
                     continue;
                 }
+                if request.command == Command::Echo {
+                    let mut out = Vec::new();
+                    reply::write_bulk(&request.arg(bytes, 0).unwrap_or_default(), &mut out);
+                    client.push_local(&out);
+                    continue;
+                }
                 if request.command == Command::Ping {
                     let mut out = Vec::new();
                     let message = request.arg(bytes, 0);

@@ -46,7 +46,7 @@ pub enum ArityClass {
     /// Nutcracker accepted only a bare `COMMAND`; every `COMMAND` form is read-only and
     /// server-independent, so we forward them all (`COMMAND COUNT`, `COMMAND INFO get`, …).
     Keyless,
-    /// Answered by the proxy itself (`PING`, `QUIT`, `AUTH`); see [`Command::is_local`].
+    /// Answered by the proxy itself (`PING`, `ECHO`, `QUIT`, `AUTH`); see [`Command::is_local`].
     Local,
 }
 
@@ -108,6 +108,7 @@ commands! {
     Decrby "decrby" Key,
     Del "del" MultiKey,
     Dump "dump" Key,
+    Echo "echo" Local,
     Eval "eval" Eval,
     Evalsha "evalsha" Eval,
     Exists "exists" MultiKey,

@@ -451,6 +451,9 @@ fn interpret(
             // redis 7.0: PING takes at most one argument, AUTH one or two (user and
             // password; more is a syntax error), QUIT ignores its arguments.
             Command::Ping if n > 1 => return wrong_arity(),
+            // ECHO takes exactly one argument (an addition: nutcracker rejected ECHO;
+            // `redis-cli --pipe` ends its stream with one and waits for the echo).
+            Command::Echo if n != 1 => return wrong_arity(),
             Command::Auth if n == 0 => return wrong_arity(),
             Command::Auth if n > 2 => {
                 return invalid(len, ReplyText::Static(reply::SYNTAX_ERROR), false)
