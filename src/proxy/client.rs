@@ -98,7 +98,7 @@ impl Client {
     pub fn reserve(&self, command: u16) -> u64 {
         let mut st = self.state.borrow_mut();
         st.slots.push_back(Slot::Waiting(Timing {
-            at: Instant::now(),
+            at: super::clock::now(),
             command,
         }));
         st.base_seq + st.slots.len() as u64 - 1
@@ -109,7 +109,7 @@ impl Client {
         self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
         let timing = Timing {
-            at: Instant::now(),
+            at: super::clock::now(),
             command,
         };
         st.slots.push_back(Slot::Merge(Box::new(merge), timing));
@@ -205,7 +205,7 @@ impl Client {
 
     /// Records a finished request in the latency histograms.
     fn record(&self, timing: Timing, backend: Duration) {
-        let total = timing.at.elapsed();
+        let total = super::clock::now().saturating_duration_since(timing.at);
         let us = |d: Duration| d.as_micros().min(u128::from(u64::MAX)) as u64;
         if let Some(h) = self
             .stats

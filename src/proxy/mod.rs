@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
+mod clock;
 mod errno;
 mod listener;
 mod memcache;

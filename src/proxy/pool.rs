@@ -82,7 +82,7 @@ impl PoolRuntime {
     /// The server for `key`, or `None` when every server is ejected.
     pub fn route(&self, key: &[u8]) -> Option<&Rc<ServerRuntime>> {
         if let Some(at) = self.next_rebuild.get() {
-            if Instant::now() > at {
+            if Instant::from_std(super::clock::now()) > at {
                 self.readmit();
             }
         }
@@ -97,7 +97,8 @@ impl PoolRuntime {
 
     /// The deadline of a request queued now.
     pub fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|t| Instant::now() + t)
+        self.timeout
+            .map(|t| Instant::from_std(super::clock::now()) + t)
     }
 
     /// A server connection closed on a failure: count it, and eject the
@@ -132,6 +133,8 @@ impl PoolRuntime {
         if self.protocol != Protocol::Redis {
             return;
         }
+        // A connect completes outside any batch: fresh time for the AUTH/SELECT deadline.
+        super::clock::tick();
         let count =
             usize::from(self.config.redis_auth.is_some()) + usize::from(self.config.redis_db > 0);
         if count > 0 {

@@ -125,7 +125,11 @@ impl ServerConnection {
         if let Some(p) = pending {
             st.unwritten_replied.requests += 1;
             st.unwritten_replied.bytes += len;
-            st.fifo.push_back((p, request.len() as u32, Instant::now()));
+            st.fifo.push_back((
+                p,
+                request.len() as u32,
+                Instant::from_std(super::clock::now()),
+            ));
         }
         drop(st);
         if wake {
@@ -145,7 +149,8 @@ impl ServerConnection {
                 fragment: WHOLE,
                 deadline,
             };
-            st.fifo.push_front((internal, 0, Instant::now()));
+            st.fifo
+                .push_front((internal, 0, Instant::from_std(super::clock::now())));
         }
     }
 
@@ -156,6 +161,8 @@ impl ServerConnection {
 
     /// Fails every request on the connection and marks it broken.
     fn fail_all(&self, failure: Failure) {
+        // Failures come outside a read batch (timers, connects): fresh time for the latencies.
+        super::clock::tick();
         let fifo = {
             let mut st = self.state.borrow_mut();
             st.broken = true;
@@ -408,7 +415,7 @@ async fn serve(
                     continue;
                 }
                 // One clock read per batch of replies, for the latency histogram.
-                let arrived = Instant::now();
+                let arrived = Instant::from_std(super::clock::tick());
                 loop {
                     let buf = &input[start..];
                     match reader.parse(buf) {

@@ -208,6 +208,8 @@ impl Requests<'_> {
         pool: &Rc<PoolRuntime>,
         input: &[u8],
     ) -> Dispatched {
+        // One clock read for the whole batch of requests.
+        super::clock::tick();
         match pool.protocol {
             Protocol::Memcache => memcache::dispatch(client, pool, input),
             Protocol::Redis => super::redis::dispatch(client, pool, input, self.redis),
