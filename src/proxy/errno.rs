@@ -32,14 +32,7 @@ impl Failure {
     pub fn message(self) -> String {
         match self {
             Failure::Unknown => "unknown".to_string(),
-            Failure::Os(code) => {
-                // std formats OS errors as "<strerror text> (os error N)"; keep the text.
-                let text = io::Error::from_raw_os_error(code).to_string();
-                match text.rfind(" (os error ") {
-                    Some(cut) => text[..cut].to_string(),
-                    None => text,
-                }
-            }
+            Failure::Os(code) => crate::logging::strerror(&io::Error::from_raw_os_error(code)),
         }
     }
 }

@@ -98,11 +98,9 @@ impl Protocol {
     /// The proxy's own error reply: `SERVER_ERROR <reason>` / `-ERR <reason>`.
     pub fn error_reply(self, reason: &str, out: &mut Vec<u8>) {
         match self {
-            Protocol::Memcache => out.extend_from_slice(b"SERVER_ERROR "),
-            Protocol::Redis => out.extend_from_slice(b"-ERR "),
+            Protocol::Memcache => rustcracker_memcache::server_error(reason, out),
+            Protocol::Redis => rustcracker_redis::error_reply(reason, out),
         }
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
 }
 
