@@ -165,6 +165,12 @@ impl Client {
         }
     }
 
+    /// A request no live server can take: `Connection refused`, in order.
+    pub fn refuse(&self, command: u16) {
+        let seq = self.reserve(command);
+        self.fail(seq, Failure::REFUSED);
+    }
+
     /// Request `seq` failed inside the proxy: the client gets the protocol's
     /// error reply (`SERVER_ERROR <reason>` / `-ERR <reason>`).
     pub fn fail(&self, seq: u64, failure: Failure) {

@@ -9,10 +9,9 @@ use smallvec::SmallVec;
 use rustcracker_memcache::{parse_request, Command, Request, RequestParse};
 
 use super::client::Client;
-use super::errno::Failure;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
-use super::server::{Pending, WHOLE};
+use super::server::WHOLE;
 use super::session::{Dispatched, Stop};
 use super::split::{self, Plan};
 
@@ -82,8 +81,7 @@ fn forward(
 ) {
     let Some(server) = pool.route(key) else {
         if !noreply {
-            let seq = client.reserve(command);
-            client.fail(seq, Failure::REFUSED);
+            client.refuse(command);
         }
         return;
     };
@@ -93,12 +91,7 @@ fn forward(
         return;
     }
     let seq = client.reserve(command);
-    let pending = Pending {
-        client: Some(client.clone()),
-        seq,
-        fragment: WHOLE,
-        deadline: pool.deadline(),
-    };
+    let pending = pool.pending(client, seq, WHOLE);
     conn.enqueue(bytes, Some(pending));
 }
 
@@ -108,19 +101,13 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
     let command = request.command as u16;
     let split = match split::plan(pool, request.keys.iter().map(|k| &bytes[k.range()])) {
         Plan::Refused => {
-            let seq = client.reserve(command);
-            client.fail(seq, Failure::REFUSED);
+            client.refuse(command);
             return;
         }
         Plan::Whole(server) => {
             let conn = pool.servers[server].connection(pool);
             let seq = client.reserve(command);
-            let pending = Pending {
-                client: Some(client.clone()),
-                seq,
-                fragment: WHOLE,
-                deadline: pool.deadline(),
-            };
+            let pending = pool.pending(client, seq, WHOLE);
             conn.enqueue(bytes, Some(pending));
             return;
         }
@@ -131,7 +118,6 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         merge.push_key(&bytes[key.range()], split.fragment_of(i));
     }
     let seq = client.reserve_merge(merge, command);
-    let deadline = pool.deadline();
     let mut sub = Vec::with_capacity(bytes.len());
     let mut indexes = SmallVec::new();
     for (fragment, &server) in split.servers.iter().enumerate() {
@@ -139,12 +125,7 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         sub.clear();
         rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
         let conn = pool.servers[server].connection(pool);
-        let pending = Pending {
-            client: Some(client.clone()),
-            seq,
-            fragment: fragment as u32,
-            deadline,
-        };
+        let pending = pool.pending(client, seq, fragment as u32);
         conn.enqueue(&sub, Some(pending));
     }
 }

@@ -14,7 +14,8 @@ use rustcracker_hash::Router;
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
-use super::server::{ServerConnection, ServerRuntime};
+use super::client::Client;
+use super::server::{Pending, ServerConnection, ServerRuntime};
 use super::Protocol;
 
 /// One pool's routing and servers inside one worker.
@@ -93,6 +94,17 @@ impl PoolRuntime {
     /// This pool's counters in this worker.
     pub fn pool_stats(&self) -> &LivePoolStats {
         &self.stats.pools[self.index].0
+    }
+
+    /// The entry a server connection keeps for request `seq` of `client`
+    /// (`fragment` of a split request, or [`WHOLE`]), with its deadline.
+    pub fn pending(&self, client: &Rc<Client>, seq: u64, fragment: u32) -> Pending {
+        Pending {
+            client: Some(client.clone()),
+            seq,
+            fragment,
+            deadline: self.deadline(),
+        }
     }
 
     /// The deadline of a request queued now.

@@ -10,7 +10,6 @@ use smallvec::SmallVec;
 use rustcracker_redis::{reply, Command, Fragmentation, Request, RequestParse, RequestParser};
 
 use super::client::Client;
-use super::errno::Failure;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, ServerConnection, WHOLE};
@@ -124,19 +123,13 @@ fn forward(
     session: &mut RedisSession,
 ) {
     let key = request.routing_key(bytes);
-    let server = pool.route(key.as_deref().unwrap_or(PLACEHOLDER));
-    let seq = client.reserve(request.command as u16);
-    let Some(server) = server else {
-        client.fail(seq, Failure::REFUSED);
+    let Some(server) = pool.route(key.as_deref().unwrap_or(PLACEHOLDER)) else {
+        client.refuse(request.command as u16);
         return;
     };
     let conn = server.connection(pool);
-    let pending = Pending {
-        client: Some(client.clone()),
-        seq,
-        fragment: WHOLE,
-        deadline: pool.deadline(),
-    };
+    let seq = client.reserve(request.command as u16);
+    let pending = pool.pending(client, seq, WHOLE);
     send(&conn, bytes, request, pending, &mut session.scratch);
 }
 
@@ -171,19 +164,13 @@ fn forward_split(
     let keys = (0..request.keys.len()).map(|i| request.key(bytes, i).unwrap_or_default());
     let split = match split::plan(pool, keys) {
         Plan::Refused => {
-            let seq = client.reserve(command);
-            client.fail(seq, Failure::REFUSED);
+            client.refuse(command);
             return;
         }
         Plan::Whole(server) => {
             let conn = pool.servers[server].connection(pool);
             let seq = client.reserve(command);
-            let pending = Pending {
-                client: Some(client.clone()),
-                seq,
-                fragment: WHOLE,
-                deadline: pool.deadline(),
-            };
+            let pending = pool.pending(client, seq, WHOLE);
             send(&conn, bytes, request, pending, &mut session.scratch);
             return;
         }
@@ -199,19 +186,13 @@ fn forward_split(
         merge.push_key(&[], split.fragment_of(i));
     }
     let seq = client.reserve_merge(merge, command);
-    let deadline = pool.deadline();
     let mut indexes = SmallVec::new();
     for (fragment, &server) in split.servers.iter().enumerate() {
         split.keys_of(fragment, &mut indexes);
         session.scratch.clear();
         rustcracker_redis::write_fragment(bytes, request, &indexes, &mut session.scratch);
         let conn = pool.servers[server].connection(pool);
-        let pending = Pending {
-            client: Some(client.clone()),
-            seq,
-            fragment: fragment as u32,
-            deadline,
-        };
+        let pending = pool.pending(client, seq, fragment as u32);
         conn.enqueue(&session.scratch, Some(pending));
     }
 }

@@ -146,11 +146,7 @@ impl Registry {
                 .collect(),
             ..Totals::default()
         };
-        let workers = match self.workers.lock() {
-            Ok(w) => w.clone(),
-            Err(_) => return totals,
-        };
-        for worker in workers {
+        for worker in self.workers() {
             totals.total_connections += worker.total_connections.get();
             totals.curr_connections += worker.curr_connections.get();
             for ((pool, servers), (live_pool, live_servers)) in
@@ -164,9 +160,7 @@ impl Registry {
         }
         totals
     }
-}
 
-impl Registry {
     /// Per pool, per command: request latency summed over workers.
     pub fn request_latency(&self) -> Vec<Vec<HistogramSnapshot>> {
         self.sum_latency(|w| &w.request_latency)
@@ -215,24 +209,7 @@ impl Registry {
 
     /// Per pool, per server: the backend latency histograms summed over workers.
     pub fn server_latency(&self) -> Vec<Vec<HistogramSnapshot>> {
-        let mut sums: Vec<Vec<HistogramSnapshot>> = self
-            .config
-            .pools
-            .iter()
-            .map(|p| vec![HistogramSnapshot::default(); p.servers.len()])
-            .collect();
-        let workers = match self.workers.lock() {
-            Ok(w) => w.clone(),
-            Err(_) => return sums,
-        };
-        for worker in workers {
-            for (sum, live) in sums.iter_mut().zip(&worker.server_latency) {
-                for (s, l) in sum.iter_mut().zip(live) {
-                    s.merge(&l.snapshot());
-                }
-            }
-        }
-        sums
+        self.sum_latency(|w| &w.server_latency)
     }
 }
 
