@@ -507,3 +507,32 @@ fn memcached_on(port: u16) -> common::Process {
         name: "memcached".into(),
     }
 }
+
+/// A redis backend that sends garbage, or `-LOADING` (spec §6.5): the server
+/// connection closes and the request gets `-ERR Invalid argument`; the client
+/// connection stays open (`PING` is answered after it, in order).
+#[test]
+fn redis_garbage_and_loading_replies_are_invalid_argument() {
+    for reply in [
+        &b"FOO BAR\r\n"[..],
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+    ] {
+        let backend = fake_backend(reply, Duration::ZERO, false);
+        let port = common::free_port();
+        let config = format!(
+            "pool:\n  listen: 127.0.0.1:{port}\n  redis: true\n  timeout: 1000\n  servers:\n   - 127.0.0.1:{backend}:1\n"
+        );
+        let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+        let mut c = connect(port);
+        c.get_mut()
+            .write_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n")
+            .unwrap();
+        assert_eq!(
+            read_reply(&mut c),
+            "-ERR Invalid argument\r\n",
+            "{}",
+            String::from_utf8_lossy(reply)
+        );
+        assert_eq!(read_reply(&mut c), "+PONG\r\n");
+    }
+}
