@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Flavor, Memcached, Proxy};
+use common::{read_len, Flavor, Memcached, Proxy};
 
 struct Setup {
     backends: Vec<Memcached>,
@@ -28,21 +28,6 @@ fn setup(servers: usize, args: &[&str]) -> Setup {
         _proxy: proxy,
         port,
     }
-}
-
-/// Reads exactly the replies of `count` requests of the shapes this file sends.
-fn read_replies(s: &mut TcpStream, want_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(want_len);
-    let mut buf = vec![0u8; 1 << 16];
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    while out.len() < want_len {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read failed after {} of {want_len} bytes: {e}", out.len()),
-        }
-    }
-    out
 }
 
 /// 50 clients pipeline 200 mixed requests each (10,000 in all); values encode
@@ -77,7 +62,7 @@ fn fifty_pipelining_clients_get_their_own_replies_in_order() {
                     // Write in a second thread so a full socket buffer never deadlocks the test.
                     let mut w = s.try_clone().unwrap();
                     let writer = std::thread::spawn(move || w.write_all(&request).unwrap());
-                    let got = read_replies(&mut s, expected.len());
+                    let got = read_len(&mut s, expected.len());
                     writer.join().unwrap();
                     assert_eq!(
                         String::from_utf8_lossy(&got),
@@ -130,7 +115,7 @@ fn client_leaving_mid_flight_leaves_others_in_sync() {
     let setup = setup(1, &[]);
     let mut a = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
     a.write_all(b"set shared 0 0 5\r\nhello\r\n").unwrap();
-    assert_eq!(read_replies(&mut a, 8), b"STORED\r\n");
+    assert_eq!(read_len(&mut a, 8), b"STORED\r\n");
     for _ in 0..5 {
         let mut b = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
         let mut burst = Vec::new();
@@ -142,7 +127,7 @@ fn client_leaving_mid_flight_leaves_others_in_sync() {
         drop(b);
         a.write_all(b"get shared\r\n").unwrap();
         assert_eq!(
-            read_replies(&mut a, 30),
+            read_len(&mut a, 30),
             b"VALUE shared 0 5\r\nhello\r\nEND\r\n"
         );
     }
@@ -193,7 +178,7 @@ fn garbage_client_does_not_disturb_others() {
         ok.write_all(b"set alive 0 0 2\r\nok\r\nget alive\r\n")
             .unwrap();
         assert_eq!(
-            read_replies(&mut ok, 33),
+            read_len(&mut ok, 33),
             b"STORED\r\nVALUE alive 0 2\r\nok\r\nEND\r\n"
         );
         rounds += 1;
@@ -247,7 +232,7 @@ fn black_hole_backend_times_out_every_request_on_the_connection() {
     c.write_all(b"get a\r\nget b\r\nset c 0 0 1 noreply\r\nx\r\nget c\r\n")
         .unwrap();
     let want = b"SERVER_ERROR Connection timed out\r\n".repeat(3);
-    assert_eq!(read_replies(&mut c, want.len()), want);
+    assert_eq!(read_len(&mut c, want.len()), want);
     let took = start.elapsed();
     assert!(
         took >= Duration::from_millis(250),
@@ -256,7 +241,7 @@ fn black_hole_backend_times_out_every_request_on_the_connection() {
     // The connection is still served (a new server connection, timing out again).
     c.write_all(b"get d\r\n").unwrap();
     assert_eq!(
-        read_replies(&mut c, 35),
+        read_len(&mut c, 35),
         b"SERVER_ERROR Connection timed out\r\n"
     );
     drop(keep);
@@ -292,7 +277,7 @@ fn backend_errors_use_nutcracker_wording() {
         c.write_all(b"get a\r\nset b 0 0 1\r\nx\r\n").unwrap();
         let want = want.repeat(2);
         assert_eq!(
-            String::from_utf8_lossy(&read_replies(&mut c, want.len())),
+            String::from_utf8_lossy(&read_len(&mut c, want.len())),
             want,
             "pool on {p}"
         );
@@ -316,7 +301,7 @@ fn client_connections_limit_is_enforced() {
     let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
     for c in [&mut first, &mut second] {
         c.write_all(b"get a\r\n").unwrap();
-        assert_eq!(read_replies(c, 5), b"END\r\n");
+        assert_eq!(read_len(c, 5), b"END\r\n");
     }
     let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let _ = third.write_all(b"get a\r\n");
@@ -330,7 +315,7 @@ fn client_connections_limit_is_enforced() {
     std::thread::sleep(Duration::from_millis(100));
     let mut fourth = TcpStream::connect(("127.0.0.1", port)).unwrap();
     fourth.write_all(b"get a\r\n").unwrap();
-    assert_eq!(read_replies(&mut fourth, 5), b"END\r\n");
+    assert_eq!(read_len(&mut fourth, 5), b"END\r\n");
 }
 
 /// An IPv6 listen address, written unbracketed as nutcracker takes it.
@@ -370,7 +355,7 @@ fn ipv6_listen() {
     };
     c.write_all(b"set six 0 0 1\r\n6\r\nget six\r\n").unwrap();
     assert_eq!(
-        read_replies(&mut c, 27),
+        read_len(&mut c, 27),
         b"STORED\r\nVALUE six 0 1\r\n6\r\nEND\r\n"
     );
 }

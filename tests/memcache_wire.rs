@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use common::conn::{Conn, Target};
-use common::{Flavor, Memcached, Proxy};
+use common::{show, Flavor, Memcached, Proxy};
 
 /// One table row.
 struct Case {
@@ -226,17 +226,6 @@ fn matches(want: &[u8], got: &[u8]) -> bool {
         }
     }
     go(want, got)
-}
-
-fn show(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(300)])
-        .replace('\r', "\\r")
-        .replace('\n', "\\n");
-    if b.len() > 300 {
-        format!("{s}... ({} bytes)", b.len())
-    } else {
-        s
-    }
 }
 
 /// Backends plus a proxy in front of them.

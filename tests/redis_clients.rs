@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{resp, Flavor, Proxy, Redis};
+use common::{read_len, resp, Flavor, Proxy, Redis};
 
 struct Setup {
     backends: Vec<Redis>,
@@ -70,21 +70,6 @@ fn keys_on(config: &std::path::Path, servers: &[String], per_server: usize) -> V
 
 fn setup(servers: usize, args: &[&str]) -> Setup {
     setup_with((0..servers).map(|_| Redis::start()).collect(), args)
-}
-
-/// Reads until `want_len` bytes arrived (or the peer closes).
-fn read_len(s: &mut TcpStream, want_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(want_len);
-    let mut buf = vec![0u8; 1 << 16];
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    while out.len() < want_len {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read failed after {} of {want_len} bytes: {e}", out.len()),
-        }
-    }
-    out
 }
 
 fn bulk(v: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::conn::{Conn, Target};
-use common::{resp, Flavor, Proxy, Redis, RedisUnix};
+use common::{resp, show, Flavor, Proxy, Redis, RedisUnix};
 
 /// The pool password of the `redis_auth` topologies.
 const PASSWORD: &str = "sekret";
@@ -546,17 +546,6 @@ fn matches(want: &[u8], got: &[u8]) -> bool {
         }
     }
     go(&tokens(want), got)
-}
-
-fn show(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(400)])
-        .replace('\r', "\\r")
-        .replace('\n', "\\n");
-    if b.len() > 400 {
-        format!("{s}... ({} bytes)", b.len())
-    } else {
-        s
-    }
 }
 
 /// A redis-server behind the proxy.

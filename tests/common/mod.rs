@@ -356,3 +356,31 @@ pub fn redis_direct(port: u16, request: &[u8], until: &[u8]) -> Vec<u8> {
     s.write_all(request).unwrap();
     read_until_suffix(&mut s, until, Duration::from_secs(10))
 }
+
+/// Reads until `want_len` bytes arrived (or the peer closes); a read error
+/// (30 s without data) fails the test, saying how far it got.
+pub fn read_len(s: &mut TcpStream, want_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(want_len);
+    let mut buf = vec![0u8; 1 << 16];
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    while out.len() < want_len {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} of {want_len} bytes: {e}", out.len()),
+        }
+    }
+    out
+}
+
+/// Bytes for a failure message: CR/LF made visible, long ones cut at 400.
+pub fn show(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(400)])
+        .replace('\r', "\\r")
+        .replace('\n', "\\n");
+    if b.len() > 400 {
+        format!("{s}... ({} bytes)", b.len())
+    } else {
+        s
+    }
+}
