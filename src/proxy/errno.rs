@@ -17,7 +17,6 @@ impl Failure {
     pub const REFUSED: Failure = Failure::Os(libc::ECONNREFUSED);
     pub const TIMED_OUT: Failure = Failure::Os(libc::ETIMEDOUT);
     pub const INVALID: Failure = Failure::Os(libc::EINVAL);
-    pub const HOST_DOWN: Failure = Failure::Os(libc::EHOSTDOWN);
 
     /// The failure behind an IO error (its errno, or EINVAL for synthetic errors).
     pub fn from_io(e: &io::Error) -> Failure {
@@ -46,7 +45,7 @@ mod tests {
         assert_eq!(Failure::REFUSED.message(), "Connection refused");
         assert_eq!(Failure::TIMED_OUT.message(), "Connection timed out");
         assert_eq!(Failure::INVALID.message(), "Invalid argument");
-        assert_eq!(Failure::HOST_DOWN.message(), "Host is down");
+        assert_eq!(Failure::Os(libc::EHOSTDOWN).message(), "Host is down");
         assert_eq!(
             Failure::Os(libc::ECONNRESET).message(),
             "Connection reset by peer"

@@ -151,7 +151,6 @@ impl ResponseReader {
 pub struct Proxy {
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
-    registry: Arc<Registry>,
     _stats: crate::stats::server::StatsServer,
 }
 
@@ -240,14 +239,8 @@ impl Proxy {
         Ok(Proxy {
             shutdown,
             workers,
-            registry,
             _stats: stats,
         })
-    }
-
-    /// Every worker's counters, for the stats port.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.registry.clone()
     }
 
     /// Stops accepting, lets in-flight requests finish (at most a few
