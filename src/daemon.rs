@@ -1,5 +1,6 @@
 //! Daemonizing (double fork) and the pid file, plus the few other libc calls
-//! the process needs (local time for log lines, `uname` for the banner).
+//! the process needs (local time for log lines, `uname` for the banner,
+//! `malloc_trim` to hand the memory of parked clients back to the system).
 //!
 //! This is the only module of the crate allowed `unsafe`; every block has a
 //! `// SAFETY:` note.
@@ -206,6 +207,18 @@ pub fn uname() -> Option<(String, String, String)> {
         field(&name.release),
         field(&name.machine),
     ))
+}
+
+/// Returns the heap's free pages to the system. glibc keeps freed memory
+/// for reuse, so without this the sessions of clients that went idle would
+/// keep the process's RSS at its peak.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks glibc's own arenas under their locks;
+    // it takes no pointers from us.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,15 @@ mod errno;
 mod listener;
 mod memcache;
 mod merge;
+mod park;
 mod pool;
 mod redis;
 mod server;
 mod session;
 mod split;
 mod stream;
+mod worker;
 
-use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::watch;
 
 use rustcracker_config::{Config, Pool};
@@ -39,8 +42,9 @@ pub use errno::Failure;
 pub use listener::ListenError;
 
 use listener::BoundListener;
+use park::ParkedSocket;
 use pool::PoolRuntime;
-use stream::Stream;
+use worker::WorkerRuntime;
 
 /// How long a shutdown waits for in-flight requests before closing anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -274,8 +278,8 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
         }
     };
     runtime.block_on(async move {
-        let active = Rc::new(Cell::new(0usize));
         let mut runtimes = Vec::with_capacity(pools.len());
+        let mut attached = Vec::with_capacity(pools.len());
         for (index, ((pool, clients), bound)) in
             pools.into_iter().zip(clients).zip(listeners).enumerate()
         {
@@ -288,26 +292,31 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             ));
             stats.total_connections.inc();
             stats.curr_connections.inc();
-            let listener = match Listener::attach(bound) {
-                Ok(l) => l,
+            match Listener::attach(bound) {
+                Ok(l) => attached.push(l),
                 Err(e) => {
                     let _ = ready.send(Err(e));
                     return;
                 }
-            };
+            }
             if pool.config.preconnect {
                 for server in &pool.servers {
                     server.preconnect(&pool);
                 }
             }
-            tokio::task::spawn_local(accept_loop(
-                listener,
-                pool.clone(),
-                shutdown.clone(),
-                active.clone(),
-            ));
             runtimes.push(pool);
         }
+        let worker = match WorkerRuntime::new(runtimes, stats) {
+            Ok(worker) => Rc::new(worker),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        for (index, listener) in attached.into_iter().enumerate() {
+            tokio::task::spawn_local(accept_loop(listener, index, worker.clone()));
+        }
+        tokio::task::spawn_local(worker.clone().housekeeping());
         let _ = ready.send(Ok(()));
         let mut watch = shutdown.clone();
         while !*watch.borrow_and_update() {
@@ -315,11 +324,12 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
                 break;
             }
         }
+        worker.shut_down();
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        while active.get() > 0 && tokio::time::Instant::now() < deadline {
+        while worker.active.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        for pool in &runtimes {
+        for pool in &worker.pools {
             for server in &pool.servers {
                 server.close_all();
             }
@@ -327,49 +337,64 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
     });
 }
 
-/// A listener attached to the worker's runtime.
+/// A listener attached to the worker's runtime. Accepted sockets go
+/// straight to the parking lot, so they never get a runtime registration
+/// of their own until they speak.
 enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+    Tcp(AsyncFd<mio::net::TcpListener>),
+    Unix(AsyncFd<mio::net::UnixListener>),
 }
 
 impl Listener {
+    // tokio deprecates `AsyncFd::new` in favour of an `unsafe` constructor
+    // whose contract is that the descriptor stays open and the same while
+    // registered: the mio listener inside owns it and never changes it.
+    #[allow(deprecated)]
     fn attach(bound: BoundListener) -> io::Result<Listener> {
         Ok(match bound {
-            BoundListener::Tcp(l) => Listener::Tcp(tokio::net::TcpListener::from_std(l)?),
-            BoundListener::Unix(l) => Listener::Unix(tokio::net::UnixListener::from_std(l)?),
+            BoundListener::Tcp(l) => {
+                Listener::Tcp(AsyncFd::new(mio::net::TcpListener::from_std(l))?)
+            }
+            BoundListener::Unix(l) => {
+                Listener::Unix(AsyncFd::new(mio::net::UnixListener::from_std(l))?)
+            }
         })
     }
 
-    async fn accept(&self, keepalive: bool) -> io::Result<Stream> {
+    /// The next client (non-blocking, close-on-exec).
+    async fn accept(&self, keepalive: bool) -> io::Result<ParkedSocket> {
         match self {
             Listener::Tcp(l) => {
-                let (stream, _) = l.accept().await?;
+                let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
                 stream.set_nodelay(true)?;
                 if keepalive {
                     socket2::SockRef::from(&stream).set_keepalive(true)?;
                 }
-                Ok(Stream::Tcp(stream))
+                Ok(ParkedSocket::Tcp(stream.into()))
             }
-            Listener::Unix(l) => Ok(Stream::Unix(l.accept().await?.0)),
+            Listener::Unix(l) => {
+                let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
+                Ok(ParkedSocket::Unix(stream.into()))
+            }
         }
     }
 }
 
-async fn accept_loop(
-    listener: Listener,
-    pool: Rc<PoolRuntime>,
-    mut shutdown: watch::Receiver<bool>,
-    active: Rc<Cell<usize>>,
-) {
+async fn accept_loop(listener: Listener, index: usize, worker: Rc<WorkerRuntime>) {
+    let Some(pool) = worker.pools.get(index).cloned() else {
+        return;
+    };
     let limit = pool.config.client_connections as usize;
     loop {
+        if worker.shutting_down() {
+            return;
+        }
         let accepted = tokio::select! {
             accepted = listener.accept(pool.config.tcpkeepalive) => accepted,
-            _ = shutdown.changed() => return,
+            _ = worker.signalled() => continue,
         };
-        let stream = match accepted {
-            Ok(stream) => stream,
+        let socket = match accepted {
+            Ok(socket) => socket,
             Err(e) => {
                 crate::log_error!("accept on pool '{}' failed: {e}", pool.config.name);
                 // Out of descriptors: pause instead of spinning.
@@ -387,13 +412,8 @@ async fn accept_loop(
             );
             continue;
         }
-        active.set(active.get() + 1);
-        let active = active.clone();
-        let pool = pool.clone();
-        let watcher = shutdown.clone();
-        tokio::task::spawn_local(async move {
-            session::run(stream, pool, watcher).await;
-            active.set(active.get() - 1);
-        });
+        session::client_opened(&pool);
+        // A new client waits in the lot until its first request arrives.
+        worker.park(socket, index, false);
     }
 }

@@ -30,6 +30,21 @@ pub struct RedisSession {
     scratch: Vec<u8>,
 }
 
+impl RedisSession {
+    /// The state of a client coming back from the parking lot.
+    pub fn resume(authenticated: bool) -> RedisSession {
+        RedisSession {
+            authenticated,
+            ..RedisSession::default()
+        }
+    }
+
+    /// Whether the client has passed AUTH (kept while it is parked).
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+}
+
 /// Parses and routes every complete request in `input`.
 pub fn dispatch(
     client: &Rc<Client>,

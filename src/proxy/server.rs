@@ -472,7 +472,12 @@ async fn serve(
                     return Some(Failure::from_io(&e));
                 }
             }
-            _ = conn.wake.notified(), if !want_write => {}
+            _ = conn.wake.notified(), if !want_write => {
+                // Let every other ready client run first (a yield defers this
+                // task until the runtime has polled them all), so their
+                // requests leave in this connection's one write.
+                tokio::task::yield_now().await;
+            }
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
                 let head = conn.state.borrow().fifo.front().and_then(|(p, _, _)| p.deadline);

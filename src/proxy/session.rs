@@ -5,12 +5,11 @@ use std::io;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::watch;
-
 use super::client::Client;
 use super::pool::PoolRuntime;
 use super::redis::RedisSession;
 use super::stream::Stream;
+use super::worker::WorkerRuntime;
 use super::{memcache, Protocol};
 
 /// Read buffer growth step.
@@ -59,19 +58,54 @@ impl Dispatched {
     }
 }
 
-/// Serves one client until it leaves (or the proxy shuts down).
-pub async fn run(stream: Stream, pool: Rc<PoolRuntime>, mut shutdown: watch::Receiver<bool>) {
-    let stats = pool.pool_stats();
-    stats.client_connections.inc();
+/// How a session ended.
+enum Ended {
+    /// The client left (or must be dropped).
+    Closed(Stop),
+    /// The client has been idle for a whole sweep period: park it.
+    Idle,
+}
+
+/// Serves one client until it leaves, the proxy shuts down, or it goes
+/// idle long enough to be parked. `authenticated`: a redis client that
+/// passed AUTH before it was parked.
+pub async fn run(
+    stream: Stream,
+    pool: Rc<PoolRuntime>,
+    worker: Rc<WorkerRuntime>,
+    authenticated: bool,
+) {
+    let client = Rc::new(Client::new(pool.protocol, pool.stats.clone(), pool.index));
+    let mut redis = RedisSession::resume(authenticated);
+    let ended = match serve(&stream, &client, &pool, &worker, &mut redis).await {
+        Ok(ended) => ended,
+        Err(e) => {
+            crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
+            Ended::Closed(Stop::Error)
+        }
+    };
+    client.close();
+    match ended {
+        Ended::Closed(stop) => client_closed(&pool, stop),
+        Ended::Idle => match stream.into_parked() {
+            Ok(socket) => worker.park(socket, pool.index, redis.authenticated()),
+            Err(e) => {
+                crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
+                client_closed(&pool, Stop::Error);
+            }
+        },
+    }
+}
+
+/// Counts a client as connected (at accept).
+pub fn client_opened(pool: &PoolRuntime) {
+    pool.pool_stats().client_connections.inc();
     pool.stats.total_connections.inc();
     pool.stats.curr_connections.inc();
-    let client = Rc::new(Client::new(pool.protocol, pool.stats.clone(), pool.index));
-    let mut ended = Stop::Quit;
-    let result = serve(&stream, &client, &pool, &mut shutdown, &mut ended).await;
-    if let Err(e) = result {
-        crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
-        ended = Stop::Error;
-    }
+}
+
+/// Counts a client as gone: by EOF (`Quit`) or by error.
+pub fn client_closed(pool: &PoolRuntime, ended: Stop) {
     let stats = pool.pool_stats();
     match ended {
         Stop::Quit => stats.client_eof.inc(),
@@ -79,7 +113,6 @@ pub async fn run(stream: Stream, pool: Rc<PoolRuntime>, mut shutdown: watch::Rec
     }
     stats.client_connections.add(-1);
     pool.stats.curr_connections.add(-1);
-    client.close();
     pool.clients.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -87,32 +120,48 @@ async fn serve(
     stream: &Stream,
     client: &Rc<Client>,
     pool: &Rc<PoolRuntime>,
-    shutdown: &mut watch::Receiver<bool>,
-    ended: &mut Stop,
-) -> io::Result<()> {
+    worker: &WorkerRuntime,
+    redis: &mut RedisSession,
+) -> io::Result<Ended> {
     let mut input: Vec<u8> = Vec::new();
     let mut need = 0usize;
-    let mut reading = !*shutdown.borrow();
-    let mut redis = RedisSession::default();
+    let mut reading = true;
+    let mut ended = Stop::Quit;
+    // The sweep during which the client last went idle.
+    let mut idle_since: Option<u64> = None;
     loop {
+        if reading && worker.shutting_down() {
+            // Shutdown: stop taking requests, finish the ones in flight.
+            reading = false;
+        }
         let flushed = client.flush_to(stream)?;
         if !reading && flushed && client.outstanding() == 0 {
-            return Ok(());
+            return Ok(Ended::Closed(ended));
         }
         if flushed && client.outstanding() == 0 && input.is_empty() {
-            // Idle: give big buffers back (nutcracker never does).
-            input = Vec::new();
-            client.shrink();
+            match idle_since {
+                // Idle across a whole sweep period: park.
+                Some(since) if worker.epoch() >= since + 2 => return Ok(Ended::Idle),
+                Some(_) => {}
+                None => {
+                    idle_since = Some(worker.epoch());
+                    // Idle: give big buffers back (nutcracker never does).
+                    input = Vec::new();
+                    client.shrink();
+                }
+            }
+        } else {
+            idle_since = None;
         }
         let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
         tokio::select! {
             biased;
             ready = stream.readable(), if reading && room => {
                 ready?;
-                let mut requests = Requests { input: &mut input, need: &mut need, redis: &mut redis };
+                let mut requests = Requests { input: &mut input, need: &mut need, redis: &mut *redis };
                 match requests.read_and_dispatch(stream, client, pool) {
                     Ok(Some(Some(stop))) => {
-                        *ended = stop;
+                        ended = stop;
                         reading = false;
                     }
                     Ok(Some(None)) => {}
@@ -128,10 +177,8 @@ async fn serve(
             }
             ready = stream.writable(), if !flushed => { ready?; }
             _ = client.wake.notified(), if flushed => {}
-            _ = shutdown.changed(), if reading => {
-                // Shutdown: stop taking requests, finish the ones in flight.
-                reading = false;
-            }
+            // A shutdown or an idle sweep: both are checked at the top.
+            _ = worker.signalled(), if reading => {}
         }
     }
 }

@@ -8,6 +8,8 @@ use tokio::net::{TcpStream, UnixStream};
 
 use rustcracker_config::ServerAddress;
 
+use super::park::ParkedSocket;
+
 /// A connected socket of either family.
 pub enum Stream {
     Tcp(TcpStream),
@@ -62,6 +64,22 @@ impl Stream {
             Stream::Tcp(s) => s.try_write(buf),
             Stream::Unix(s) => s.try_write(buf),
         }
+    }
+
+    /// Leaves the runtime: the bare socket, for the parking lot.
+    pub fn into_parked(self) -> io::Result<ParkedSocket> {
+        Ok(match self {
+            Stream::Tcp(s) => ParkedSocket::Tcp(s.into_std()?),
+            Stream::Unix(s) => ParkedSocket::Unix(s.into_std()?),
+        })
+    }
+
+    /// Back from the parking lot into the runtime.
+    pub fn from_parked(socket: ParkedSocket) -> io::Result<Stream> {
+        Ok(match socket {
+            ParkedSocket::Tcp(s) => Stream::Tcp(TcpStream::from_std(s)?),
+            ParkedSocket::Unix(s) => Stream::Unix(UnixStream::from_std(s)?),
+        })
     }
 
     /// Connects to a backend, resolving its host name anew (so DNS changes are

@@ -117,6 +117,7 @@ mod tests {
             )],
             total_connections: 1,
             curr_connections: 1,
+            parked_clients: 0,
         };
         let header = Header {
             service: SERVICE,

@@ -163,6 +163,14 @@ pub fn render(out: &mut String, info: &Info<'_>, config: &Config, totals: &Total
         totals.curr_connections
     );
 
+    family(
+        out,
+        "rustcracker_parked_clients",
+        "gauge",
+        "Idle client connections parked without a task or buffers (part of connections_open)",
+    );
+    let _ = writeln!(out, "rustcracker_parked_clients {}", totals.parked_clients);
+
     for (index, field) in POOL_FIELDS.iter().enumerate() {
         let name = metric_name(field);
         family(out, &name, type_name(field.kind), &help(field));
@@ -507,6 +515,7 @@ mod tests {
             )],
             total_connections: 4,
             curr_connections: 3,
+            parked_clients: 1,
         };
         let info = Info {
             version: "0.1.0",
@@ -521,6 +530,7 @@ mod tests {
             "nutcracker_uptime_seconds 7\n",
             "nutcracker_connections_created_total 4\n",
             "nutcracker_connections_open 3\n",
+            "rustcracker_parked_clients 1\n",
             "# TYPE nutcracker_pool_forward_error_total counter\n",
             "nutcracker_pool_forward_error_total{pool=\"a\\\"b\"} 2\n",
             "# HELP nutcracker_pool_client_connections Number of active client connections\n",

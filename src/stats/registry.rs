@@ -18,6 +18,9 @@ pub struct WorkerStats {
     pub total_connections: Counter,
     /// Connections open now.
     pub curr_connections: Counter,
+    /// Idle client connections held in the worker's parking lot (part of
+    /// `curr_connections`).
+    pub parked_clients: Counter,
     /// Per pool, per server: time from queueing a request on a server
     /// connection to its reply (backend latency, including the connection's queue).
     pub server_latency: Vec<Vec<LatencyHistogram>>,
@@ -63,6 +66,7 @@ impl WorkerStats {
                 .collect(),
             total_connections: Counter::default(),
             curr_connections: Counter::default(),
+            parked_clients: Counter::default(),
             request_latency: config
                 .pools
                 .iter()
@@ -99,6 +103,7 @@ pub struct Totals {
     pub pools: Vec<(PoolStats, Vec<ServerStats>)>,
     pub total_connections: i64,
     pub curr_connections: i64,
+    pub parked_clients: i64,
 }
 
 /// Every worker's counters, plus what the stats document needs besides them.
@@ -149,6 +154,7 @@ impl Registry {
         for worker in self.workers() {
             totals.total_connections += worker.total_connections.get();
             totals.curr_connections += worker.curr_connections.get();
+            totals.parked_clients += worker.parked_clients.get();
             for ((pool, servers), (live_pool, live_servers)) in
                 totals.pools.iter_mut().zip(&worker.pools)
             {
