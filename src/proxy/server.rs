@@ -23,7 +23,7 @@ use rustcracker_config::Server;
 use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
 
-use super::client::Client;
+use super::client::{Client, ReplyBatchGuard};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
 use super::stream::Stream;
@@ -177,6 +177,7 @@ impl ServerConnection {
             st.outstanding = Queued::default();
             std::mem::take(&mut st.fifo)
         };
+        let _batch = ReplyBatchGuard::open();
         for (pending, _, _) in fifo {
             pending.deliver(Err(failure), Duration::ZERO);
         }
@@ -416,6 +417,8 @@ async fn serve(
                 }
                 // One clock read per batch of replies, for the latency histogram.
                 let arrived = Instant::from_std(super::clock::tick());
+                // Clients answered in this batch are written to when it ends.
+                let _batch = ReplyBatchGuard::open();
                 loop {
                     let buf = &input[start..];
                     match reader.parse(buf) {

@@ -75,7 +75,13 @@ pub async fn run(
     worker: Rc<WorkerRuntime>,
     authenticated: bool,
 ) {
-    let client = Rc::new(Client::new(pool.protocol, pool.stats.clone(), pool.index));
+    let stream = Rc::new(stream);
+    let client = Rc::new(Client::new(
+        pool.protocol,
+        pool.stats.clone(),
+        pool.index,
+        stream.clone(),
+    ));
     let mut redis = RedisSession::resume(authenticated);
     let ended = match serve(&stream, &client, &pool, &worker, &mut redis).await {
         Ok(ended) => ended,
@@ -85,12 +91,22 @@ pub async fn run(
         }
     };
     client.close();
+    drop(client);
     match ended {
         Ended::Closed(stop) => client_closed(&pool, stop),
-        Ended::Idle => match stream.into_parked() {
-            Ok(socket) => worker.park(socket, pool.index, redis.authenticated()),
-            Err(e) => {
+        // `serve` parks only when nothing but the session holds the client,
+        // so the socket is the session's alone again.
+        Ended::Idle => match Rc::try_unwrap(stream).map(Stream::into_parked) {
+            Ok(Ok(socket)) => worker.park(socket, pool.index, redis.authenticated()),
+            Ok(Err(e)) => {
                 crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
+                client_closed(&pool, Stop::Error);
+            }
+            Err(_) => {
+                crate::log_error!(
+                    "client of pool '{}' closed: still referenced when parked",
+                    pool.config.name
+                );
                 client_closed(&pool, Stop::Error);
             }
         },
@@ -134,14 +150,17 @@ async fn serve(
             // Shutdown: stop taking requests, finish the ones in flight.
             reading = false;
         }
-        let flushed = client.flush_to(stream)?;
+        let flushed = client.flush()?;
         if !reading && flushed && client.outstanding() == 0 {
             return Ok(Ended::Closed(ended));
         }
         if flushed && client.outstanding() == 0 && input.is_empty() {
             match idle_since {
-                // Idle across a whole sweep period: park.
-                Some(since) if worker.epoch() >= since + 2 => return Ok(Ended::Idle),
+                // Idle across a whole sweep period (and no reply batch still
+                // holds the client): park.
+                Some(since) if worker.epoch() >= since + 2 && Rc::strong_count(client) == 1 => {
+                    return Ok(Ended::Idle)
+                }
                 Some(_) => {}
                 None => {
                     idle_since = Some(worker.epoch());
