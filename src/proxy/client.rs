@@ -58,6 +58,8 @@ struct ClientState {
     early: Vec<u8>,
     /// How many slots point into `early`.
     early_count: usize,
+    /// When the client last sent requests or was sent replies (for parking).
+    active_at: Instant,
 }
 
 /// When a request was parsed, and its command (for the latency histograms).
@@ -94,6 +96,7 @@ impl Client {
                 closed: false,
                 early: Vec::new(),
                 early_count: 0,
+                active_at: super::clock::now(),
             }),
             wake: Notify::new(),
             protocol,
@@ -277,12 +280,25 @@ impl Client {
                 Err(e) => break Err(e),
             }
         };
+        if written > 0 {
+            st.active_at = super::clock::now();
+        }
         if written == st.out.len() {
             st.out.clear();
         } else {
             st.out.drain(..written);
         }
         result
+    }
+
+    /// Requests arrived: the client is active now.
+    pub fn touch(&self) {
+        self.state.borrow_mut().active_at = super::clock::now();
+    }
+
+    /// How long since the client last sent requests or was sent replies.
+    pub fn quiet_for(&self) -> Duration {
+        super::clock::now().saturating_duration_since(self.state.borrow().active_at)
     }
 
     /// Replies still owed (requests not yet answered).

@@ -9,7 +9,7 @@ use super::client::Client;
 use super::pool::PoolRuntime;
 use super::redis::RedisSession;
 use super::stream::Stream;
-use super::worker::WorkerRuntime;
+use super::worker::{WorkerRuntime, SWEEP_PERIOD};
 use super::{memcache, Protocol};
 
 /// Read buffer growth step.
@@ -143,8 +143,8 @@ async fn serve(
     let mut need = 0usize;
     let mut reading = true;
     let mut ended = Stop::Quit;
-    // The sweep during which the client last went idle.
-    let mut idle_since: Option<u64> = None;
+    // Whether the last pass found the client idle (buffers shrink once per idle spell).
+    let mut was_idle = false;
     loop {
         if reading && worker.shutting_down() {
             // Shutdown: stop taking requests, finish the ones in flight.
@@ -154,24 +154,20 @@ async fn serve(
         if !reading && flushed && client.outstanding() == 0 {
             return Ok(Ended::Closed(ended));
         }
-        if flushed && client.outstanding() == 0 && input.is_empty() {
-            match idle_since {
-                // Idle across a whole sweep period (and no reply batch still
-                // holds the client): park.
-                Some(since) if worker.epoch() >= since + 2 && Rc::strong_count(client) == 1 => {
-                    return Ok(Ended::Idle)
-                }
-                Some(_) => {}
-                None => {
-                    idle_since = Some(worker.epoch());
-                    // Idle: give big buffers back (nutcracker never does).
-                    input = Vec::new();
-                    client.shrink();
-                }
+        let idle = flushed && client.outstanding() == 0 && input.is_empty();
+        if idle {
+            // Quiet for a whole sweep period (checked when a sweep wakes the
+            // session), and no reply batch still holds the client: park.
+            if client.quiet_for() >= SWEEP_PERIOD && Rc::strong_count(client) == 1 {
+                return Ok(Ended::Idle);
             }
-        } else {
-            idle_since = None;
+            if !was_idle {
+                // Idle: give big buffers back (nutcracker never does).
+                input = Vec::new();
+                client.shrink();
+            }
         }
+        was_idle = idle;
         let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
         tokio::select! {
             biased;
@@ -276,6 +272,7 @@ impl Requests<'_> {
     ) -> Dispatched {
         // One clock read for the whole batch of requests.
         super::clock::tick();
+        client.touch();
         match pool.protocol {
             Protocol::Memcache => memcache::dispatch(client, pool, input),
             Protocol::Redis => super::redis::dispatch(client, pool, input, self.redis),

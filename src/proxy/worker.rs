@@ -20,9 +20,9 @@ use super::session::{self, Stop};
 use super::stream::Stream;
 
 /// How often idle clients are swept into the parking lot. A client is
-/// parked once it has been idle across one whole period (so after 1 to 2
-/// periods of silence): rarely enough that a client talking every few
-/// hundred milliseconds never pays for parking.
+/// parked by the first sweep that finds it quiet for a whole period (so
+/// after 1 to 2 periods of silence): rarely enough that a client talking
+/// every few hundred milliseconds never pays for parking.
 pub const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// Parked clients after which a sweep returns free heap memory to the system.
@@ -36,8 +36,6 @@ pub struct WorkerRuntime {
     pub active: Cell<usize>,
     lot: ParkingLot,
     shutdown: Cell<bool>,
-    /// Sweeps so far.
-    epoch: Cell<u64>,
     /// Wakes sessions for a shutdown or a sweep.
     signal: Notify,
     /// Clients parked since the heap was last trimmed.
@@ -56,7 +54,6 @@ impl WorkerRuntime {
             active: Cell::new(0),
             lot: ParkingLot::new()?,
             shutdown: Cell::new(false),
-            epoch: Cell::new(0),
             signal: Notify::new(),
             parked_since_trim: Cell::new(0),
         })
@@ -65,11 +62,6 @@ impl WorkerRuntime {
     /// Whether the proxy is shutting down.
     pub fn shutting_down(&self) -> bool {
         self.shutdown.get()
-    }
-
-    /// The current sweep number.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.get()
     }
 
     /// Resolves at the next shutdown or sweep signal.
@@ -166,14 +158,16 @@ impl WorkerRuntime {
                 }
                 _ = &mut sweep => {
                     sweep.as_mut().reset(Instant::now() + SWEEP_PERIOD);
-                    // The sessions parked by the last sweep freed their
-                    // memory; give it back once enough of them did.
+                    // Fresh time for the sessions' idle checks.
+                    super::clock::tick();
+                    self.signal.notify_waiters();
+                    // Let the sessions just signalled run (and park), then
+                    // give the memory they freed back once enough of them did.
+                    tokio::task::yield_now().await;
                     if self.parked_since_trim.get() >= TRIM_AFTER_PARKED {
                         self.parked_since_trim.set(0);
                         crate::daemon::trim_heap();
                     }
-                    self.epoch.set(self.epoch.get() + 1);
-                    self.signal.notify_waiters();
                 }
                 _ = self.signalled() => {}
             }
