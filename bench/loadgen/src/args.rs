@@ -23,6 +23,9 @@ USAGE: loadgen --target HOST:PORT [options]
   -w, --mget N            keys per get (multi-get width, default 1)
       --duration SECS     measured time, fractional allowed (default 5)
   -n, --requests N        stop after N measured requests (duration is then a cap)
+      --rate N            open the loop: send N requests per second in all,
+                          each connection's batches evenly spaced (default 0:
+                          closed loop, next batch as soon as replies are in)
       --warmup SECS       unmeasured time before measuring (default 0)
       --threads N         worker threads, each a current-thread runtime (default 1)
       --timeout-ms N      per-batch reply timeout; on expiry the batch counts
@@ -77,6 +80,8 @@ pub struct Args {
     pub seed: u64,
     /// Hold mode (see [`USAGE`]).
     pub hold: bool,
+    /// Requests per second over all connections (`None`: closed loop).
+    pub rate: Option<u64>,
 }
 
 impl Default for Args {
@@ -98,6 +103,7 @@ impl Default for Args {
             timeout: Duration::from_millis(2000),
             prefix: "lg:".to_string(),
             prefill: false,
+            rate: None,
             seed: 1,
             hold: false,
         }
@@ -191,6 +197,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, String>
             "--timeout-ms" => a.timeout = Duration::from_millis(num(&name, v)?),
             "--prefix" => a.prefix = value.clone(),
             "--seed" => a.seed = num(&name, v)?,
+            "--rate" => a.rate = Some(num::<u64>(&name, v)?).filter(|&r| r > 0),
             _ => return Err(format!("unknown option {name:?}")),
         }
     }

@@ -128,6 +128,10 @@ pub struct Shared {
     pub hold_done: AtomicUsize,
     /// Hold mode: errors of the traffic batch.
     pub hold_errors: AtomicU64,
+    /// `--rate`: the time between two batches of one connection.
+    pub batch_interval: Option<Duration>,
+    /// `--rate`: connections, to stagger their first batches.
+    pub connections: usize,
 }
 
 impl Shared {
@@ -374,7 +378,19 @@ pub async fn connection(
             continue;
         };
         rbuf.clear();
+        // `--rate`: batches at fixed times, connections staggered evenly.
+        let mut next = sh.batch_interval.map(|iv| {
+            tokio::time::Instant::now() + iv.mul_f64(id as f64 / sh.connections.max(1) as f64)
+        });
         loop {
+            if let (Some(at), Some(iv)) = (next.as_mut(), sh.batch_interval) {
+                let now = tokio::time::Instant::now();
+                if *at > now {
+                    tokio::time::sleep_until(*at).await;
+                }
+                // Behind schedule (slow replies): do not burst to catch up.
+                *at = (*at).max(now.checked_sub(iv).unwrap_or(now)) + iv;
+            }
             let phase = sh.phase();
             if phase == STOP {
                 return c;

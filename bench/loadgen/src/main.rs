@@ -127,6 +127,10 @@ fn run(a: &Args) -> Result<bool, String> {
         connected: AtomicUsize::new(0),
         hold_done: AtomicUsize::new(0),
         hold_errors: AtomicU64::new(0),
+        batch_interval: a.rate.map(|rate| {
+            Duration::from_secs_f64(a.connections as f64 * a.pipeline as f64 / rate as f64)
+        }),
+        connections: a.connections,
     });
     let (stage_tx, stage_rx) = watch::channel(0u8);
     let mut workers = Vec::with_capacity(a.threads);
@@ -338,7 +342,7 @@ fn report(a: &Args, c: &Counters, pre: &Counters, h: &Histogram<u64>, secs: f64)
         concat!(
             "{{\"proto\":\"{}\",\"target\":\"{}\",\"connections\":{},\"pipeline\":{},",
             "\"mget\":{},\"value\":{},\"keys\":{},\"ratio\":\"{}:{}\",\"threads\":{},",
-            "\"hold\":{},\"duration_s\":{:.3},\"requests\":{},\"total_requests\":{},",
+            "\"hold\":{},\"rate\":{},\"duration_s\":{:.3},\"requests\":{},\"total_requests\":{},",
             "\"rps\":{:.0},\"keys_per_s\":{:.0},\"hit_ratio\":{:.4},",
             "\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"mean_us\":{:.1},",
             "\"errors\":{},\"error_replies\":{},\"mismatches\":{},\"failed\":{},\"timeouts\":{},",
@@ -355,6 +359,7 @@ fn report(a: &Args, c: &Counters, pre: &Counters, h: &Histogram<u64>, secs: f64)
         a.sets,
         a.threads,
         a.hold,
+        a.rate.unwrap_or(0),
         secs,
         c.requests,
         c.total,
