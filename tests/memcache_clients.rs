@@ -133,6 +133,48 @@ fn client_leaving_mid_flight_leaves_others_in_sync() {
     }
 }
 
+/// A client that pipelines 32 MiB of replies and does not read for a while:
+/// the replies wait for it (the server connection never blocks on it), the
+/// clients sharing that server connection are served meanwhile, and in the
+/// end every byte arrives in order.
+#[test]
+fn slow_reader_gets_every_reply_and_does_not_stall_others() {
+    let setup = setup(1, &[]);
+    let value: Vec<u8> = (0..512 * 1024)
+        .map(|i: u32| b'a' + (i % 26) as u8)
+        .collect();
+    let mut writer = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let mut set = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    writer.write_all(&set).unwrap();
+    assert_eq!(read_len(&mut writer, 8), b"STORED\r\n");
+
+    let mut slow = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let gets = 64;
+    slow.write_all(&b"get big\r\n".repeat(gets)).unwrap();
+    // While the slow client's replies pile up, another client is served.
+    for i in 0..200 {
+        writer
+            .write_all(format!("set k{i} 0 0 3\r\nv{:02}\r\nget k{i}\r\n", i % 100).as_bytes())
+            .unwrap();
+        let want = format!("STORED\r\nVALUE k{i} 0 3\r\nv{:02}\r\nEND\r\n", i % 100);
+        assert_eq!(
+            String::from_utf8_lossy(&read_len(&mut writer, want.len())),
+            want
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut one = format!("VALUE big 0 {}\r\n", value.len()).into_bytes();
+    one.extend_from_slice(&value);
+    one.extend_from_slice(b"\r\nEND\r\n");
+    let got = read_len(&mut slow, one.len() * gets);
+    assert_eq!(got.len(), one.len() * gets);
+    for (n, reply) in got.chunks(one.len()).enumerate() {
+        assert!(reply == one, "reply {n} of {gets} differs");
+    }
+}
+
 /// 100 MB of garbage from one client: it gets errors (or is closed), while
 /// another client keeps being served, and the proxy's memory stays bounded.
 #[test]

@@ -336,6 +336,13 @@ async fn serve(
     let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
     let mut armed: Option<Instant> = None;
     loop {
+        // Requests were queued during this round of the runtime (by clients,
+        // or while this task handed out replies): first let every other ready
+        // task run; a yield defers this task past them and past the runtime's
+        // next look for events, so all their requests leave in one write.
+        if !conn.state.borrow().out.is_empty() {
+            tokio::task::yield_now().await;
+        }
         // Write everything queued since the last wake-up.
         let want_write = {
             let mut st = conn.state.borrow_mut();
@@ -475,12 +482,7 @@ async fn serve(
                     return Some(Failure::from_io(&e));
                 }
             }
-            _ = conn.wake.notified(), if !want_write => {
-                // Let every other ready client run first (a yield defers this
-                // task until the runtime has polled them all), so their
-                // requests leave in this connection's one write.
-                tokio::task::yield_now().await;
-            }
+            _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
                 let head = conn.state.borrow().fifo.front().and_then(|(p, _, _)| p.deadline);
