@@ -175,6 +175,39 @@ fn slow_reader_gets_every_reply_and_does_not_stall_others() {
     }
 }
 
+/// After `quit`, or when the client half-closes, the replies owed still
+/// arrive and then the proxy closes the connection at once, even when the
+/// last reply comes from a server (written straight to the client's socket).
+#[test]
+fn quit_and_half_close_deliver_replies_then_close() {
+    let setup = setup(2, &[]);
+    let until_eof = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        match s.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no close after {:?}: {e}", String::from_utf8_lossy(&got)),
+        }
+    };
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        s.write_all(b"set q 0 0 1\r\nx\r\nget q\r\nget nothing\r\nquit\r\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&until_eof(&mut s)),
+            "STORED\r\nVALUE q 0 1\r\nx\r\nEND\r\nEND\r\n"
+        );
+
+        let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        s.write_all(b"get q\r\nget q nothing\r\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&until_eof(&mut s)),
+            "VALUE q 0 1\r\nx\r\nEND\r\nVALUE q 0 1\r\nx\r\nEND\r\n"
+        );
+    }
+}
+
 /// 100 MB of garbage from one client: it gets errors (or is closed), while
 /// another client keeps being served, and the proxy's memory stays bounded.
 #[test]

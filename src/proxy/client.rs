@@ -7,7 +7,7 @@
 //! Requests split across servers (multi-get, MGET, DEL, …) collect their
 //! fragment replies in a [`Merge`] and are answered when the last one arrives.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
@@ -34,6 +34,10 @@ const IDLE_KEEP: usize = 16 * 1024;
 /// by the client's own task.
 pub struct Client {
     state: RefCell<ClientState>,
+    /// The session is not reading requests (quit, EOF, shutdown, or too
+    /// many replies owed) and waits for replies to go out: it must hear of
+    /// those sent from a reply batch.
+    awaiting_replies: Cell<bool>,
     /// The client's socket, shared with its session so that a server
     /// connection can write replies straight to it (see [`ReplyBatch`]).
     stream: Rc<Stream>,
@@ -89,6 +93,7 @@ impl Client {
     ) -> Client {
         Client {
             stream,
+            awaiting_replies: Cell::new(false),
             state: RefCell::new(ClientState {
                 out: Vec::new(),
                 slots: VecDeque::new(),
@@ -257,9 +262,15 @@ impl Client {
     /// batch); whatever the socket does not take now, and any error, is left
     /// to the session, which is woken for it.
     fn send_from_batch(&self) {
-        if !matches!(self.flush(), Ok(true)) {
+        let sent = matches!(self.flush(), Ok(true));
+        if !sent || self.awaiting_replies.get() {
             self.wake.notify_one();
         }
+    }
+
+    /// Whether the session, not reading now, waits for replies to go out.
+    pub fn await_replies(&self, awaiting: bool) {
+        self.awaiting_replies.set(awaiting);
     }
 
     /// Writes as much ready output as the socket takes now. Returns whether

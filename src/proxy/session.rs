@@ -169,6 +169,9 @@ async fn serve(
         }
         was_idle = idle;
         let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
+        // Not reading: the session moves on only as replies go out, so it
+        // must be woken for those a server connection writes itself.
+        client.await_replies(!(reading && room));
         tokio::select! {
             biased;
             ready = stream.readable(), if reading && room => {
