@@ -62,8 +62,14 @@ fn roundtrip(s: &mut TcpStream, request: &[u8], until: &[u8]) -> Vec<u8> {
     read_until_suffix(s, until, Duration::from_secs(10))
 }
 
-#[test]
-fn idle_memcache_clients_park_and_resume_in_order() {
+/// A rustcracker with one memcache pool `mc` over a fresh memcached.
+struct McProxy {
+    _mc: Memcached,
+    proxy: Proxy,
+    port: u16,
+}
+
+fn mc_proxy() -> McProxy {
     let mc = Memcached::start();
     let port = free_port();
     let yaml = format!(
@@ -71,7 +77,17 @@ fn idle_memcache_clients_park_and_resume_in_order() {
         mc.addr()
     );
     let proxy = Proxy::start(Flavor::Rustcracker, &yaml, port, &[]);
-    let stats = proxy.stats_port;
+    McProxy {
+        _mc: mc,
+        proxy,
+        port,
+    }
+}
+
+#[test]
+fn idle_memcache_clients_park_and_resume_in_order() {
+    let McProxy { proxy, port, .. } = &mc_proxy();
+    let (stats, port) = (proxy.stats_port, *port);
     // The readiness probe's connection has come and gone.
     let deadline = Instant::now() + PARKED_WITHIN;
     while pool_gauge(stats, "mc", "client_connections") != 0 {
@@ -132,14 +148,8 @@ fn idle_memcache_clients_park_and_resume_in_order() {
 
 #[test]
 fn half_sent_request_keeps_its_session() {
-    let mc = Memcached::start();
-    let port = free_port();
-    let yaml = format!(
-        "mc:\n  listen: 127.0.0.1:{port}\n  servers:\n   - {}:1\n",
-        mc.addr()
-    );
-    let proxy = Proxy::start(Flavor::Rustcracker, &yaml, port, &[]);
-    let stats = proxy.stats_port;
+    let McProxy { proxy, port, .. } = &mc_proxy();
+    let (stats, port) = (proxy.stats_port, *port);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     wait_parked(stats, 1);
     // Half a request: the session holds the bytes and must not be parked.
@@ -182,13 +192,9 @@ fn redis_client_stays_authenticated_while_parked() {
 
 #[test]
 fn shutdown_closes_parked_clients() {
-    let mc = Memcached::start();
-    let port = free_port();
-    let yaml = format!(
-        "mc:\n  listen: 127.0.0.1:{port}\n  servers:\n   - {}:1\n",
-        mc.addr()
-    );
-    let mut proxy = Proxy::start(Flavor::Rustcracker, &yaml, port, &[]);
+    let McProxy {
+        mut proxy, port, ..
+    } = mc_proxy();
     let mut clients: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
