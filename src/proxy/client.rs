@@ -122,14 +122,14 @@ impl Client {
     }
 
     /// Reserves the next reply position for a request split into fragments.
-    pub fn reserve_merge(&self, merge: Merge, command: u16) -> u64 {
+    pub fn reserve_merge(&self, merge: Box<Merge>, command: u16) -> u64 {
         self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
         let timing = Timing {
             at: super::clock::now(),
             command,
         };
-        st.slots.push_back(Slot::Merge(Box::new(merge), timing));
+        st.slots.push_back(Slot::Merge(merge, timing));
         st.base_seq + st.slots.len() as u64 - 1
     }
 
@@ -167,7 +167,9 @@ impl Client {
             // Only the first bytes need a wake-up: the task flushes all of `out` at once.
             let was_empty = st.out.is_empty();
             st.out.extend_from_slice(reply);
-            st.slots.pop_front();
+            if let Some(Slot::Merge(merge, _)) = st.slots.pop_front() {
+                Merge::recycle(merge);
+            }
             st.base_seq += 1;
             st.drain_ready();
             drop(st);
@@ -216,7 +218,8 @@ impl Client {
         if !merge.add(fragment, outcome, backend) {
             return;
         }
-        let mut reply = Vec::new();
+        let mut reply = MERGED.with(|m| std::mem::take(&mut *m.borrow_mut()));
+        reply.clear();
         if merge.finish(self.protocol, &mut reply) {
             self.pool_stats().forward_error.inc();
         }
@@ -224,6 +227,10 @@ impl Client {
         let backend = merge.backend();
         drop(st);
         self.complete(seq, &reply, backend);
+        // The buffer is kept for the next merge (unless a huge reply grew it).
+        if reply.capacity() <= IDLE_KEEP {
+            MERGED.with(|m| *m.borrow_mut() = reply);
+        }
     }
 
     /// Records a finished request in the latency histograms.
@@ -350,6 +357,8 @@ impl Client {
 }
 
 thread_local! {
+    /// The worker's buffer for building a merged reply.
+    static MERGED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The clients given their first ready bytes during the running reply batch.
     static REPLY_BATCH: RefCell<ReplyBatch> = const {
         RefCell::new(ReplyBatch { open: false, clients: Vec::new() })

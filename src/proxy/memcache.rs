@@ -118,14 +118,24 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         merge.push_key(&bytes[key.range()], split.fragment_of(i));
     }
     let seq = client.reserve_merge(merge, command);
-    let mut sub = Vec::with_capacity(bytes.len());
     let mut indexes = SmallVec::new();
-    for (fragment, &server) in split.servers.iter().enumerate() {
-        split.keys_of(fragment, &mut indexes);
-        sub.clear();
-        rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
-        let conn = pool.servers[server].connection(pool);
-        let pending = pool.pending(client, seq, fragment as u32);
-        conn.enqueue(&sub, Some(pending));
-    }
+    FRAGMENT.with(|sub| {
+        let mut sub = sub.borrow_mut();
+        for (fragment, &server) in split.servers.iter().enumerate() {
+            split.keys_of(fragment, &mut indexes);
+            sub.clear();
+            rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
+            let conn = pool.servers[server].connection(pool);
+            let pending = pool.pending(client, seq, fragment as u32);
+            conn.enqueue(&sub, Some(pending));
+        }
+        if sub.capacity() > 64 * 1024 {
+            *sub = Vec::new();
+        }
+    });
+}
+
+thread_local! {
+    /// The worker's buffer for building fragment requests.
+    static FRAGMENT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -1,7 +1,10 @@
 //! Collecting the fragment replies of a request split across servers and
 //! building the one reply the client gets.
 
+use std::cell::RefCell;
 use std::time::Duration;
+
+use smallvec::SmallVec;
 
 use super::errno::Failure;
 use super::Protocol;
@@ -22,8 +25,10 @@ pub enum MergeKind {
 /// The state of one split request.
 pub struct Merge {
     kind: MergeKind,
-    /// One reply per fragment, as it arrives.
-    parts: Vec<Option<Vec<u8>>>,
+    /// Per fragment: where its reply sits in `data`, once it is in.
+    parts: Vec<Option<(u32, u32)>>,
+    /// The fragment replies, back to back.
+    data: Vec<u8>,
     remaining: usize,
     /// The first failure of any fragment: the whole request gets one error reply.
     failure: Option<Failure>,
@@ -35,18 +40,59 @@ pub struct Merge {
     backend: Duration,
 }
 
+thread_local! {
+    /// Finished merges, kept with their buffers so that split requests
+    /// allocate nothing in steady state.
+    // Boxed on purpose: the box is what a client's reply slot holds, so
+    // pooling it saves that allocation too.
+    #[allow(clippy::vec_box)]
+    static POOL: RefCell<Vec<Box<Merge>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Merges kept per worker, and the biggest buffer a kept merge may hold.
+const POOL_MAX: usize = 1024;
+const POOL_BUFFER_MAX: usize = 64 * 1024;
+
 impl Merge {
-    /// A merge of `fragments` replies.
-    pub fn new(kind: MergeKind, fragments: usize) -> Merge {
-        Merge {
-            kind,
-            parts: vec![None; fragments],
-            remaining: fragments,
-            failure: None,
-            keys: Vec::new(),
-            key_spans: Vec::new(),
-            backend: Duration::ZERO,
+    /// A merge of `fragments` replies (from the worker's pool when it can).
+    pub fn new(kind: MergeKind, fragments: usize) -> Box<Merge> {
+        let mut merge = POOL
+            .with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_else(|| {
+                Box::new(Merge {
+                    kind,
+                    parts: Vec::new(),
+                    data: Vec::new(),
+                    remaining: 0,
+                    failure: None,
+                    keys: Vec::new(),
+                    key_spans: Vec::new(),
+                    backend: Duration::ZERO,
+                })
+            });
+        merge.kind = kind;
+        merge.parts.clear();
+        merge.parts.resize(fragments, None);
+        merge.data.clear();
+        merge.remaining = fragments;
+        merge.failure = None;
+        merge.keys.clear();
+        merge.key_spans.clear();
+        merge.backend = Duration::ZERO;
+        merge
+    }
+
+    /// Gives a finished merge back to the worker's pool.
+    pub fn recycle(merge: Box<Merge>) {
+        if merge.data.capacity() > POOL_BUFFER_MAX || merge.keys.capacity() > POOL_BUFFER_MAX {
+            return;
         }
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOL_MAX {
+                pool.push(merge);
+            }
+        });
     }
 
     /// Records the next key of the original request and its fragment.
@@ -71,18 +117,19 @@ impl Merge {
         if part.is_some() {
             return false;
         }
+        let start = self.data.len() as u32;
         match outcome {
             Ok(reply) => {
                 if !self.kind.accepts(reply) {
                     self.failure.get_or_insert(Failure::INVALID);
                 }
-                *part = Some(reply.to_vec());
+                self.data.extend_from_slice(reply);
             }
             Err(failure) => {
                 self.failure.get_or_insert(failure);
-                *part = Some(Vec::new());
             }
         }
+        *part = Some((start, self.data.len() as u32));
         self.remaining -= 1;
         self.remaining == 0
     }
@@ -104,30 +151,25 @@ impl Merge {
             protocol.error_reply(&failure.message(), out);
             return true;
         }
+        let parts: SmallVec<[&[u8]; 8]> = self
+            .parts
+            .iter()
+            .map(|p| p.map_or(&[][..], |(s, e)| &self.data[s as usize..e as usize]))
+            .collect();
         match self.kind {
             MergeKind::MemcacheValues => {
-                let keys: Vec<(&[u8], usize)> = self
+                let keys: SmallVec<[(&[u8], usize); 16]> = self
                     .key_spans
                     .iter()
                     .map(|&(s, e, f)| (&self.keys[s as usize..e as usize], f as usize))
-                    .collect();
-                let parts: Vec<&[u8]> = self
-                    .parts
-                    .iter()
-                    .map(|p| p.as_deref().unwrap_or_default())
                     .collect();
                 rustcracker_memcache::merge_values(&keys, &parts, out);
                 false
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
-                let parts: Vec<&[u8]> = self
-                    .parts
-                    .iter()
-                    .map(|p| p.as_deref().unwrap_or_default())
-                    .collect();
                 let merged = match self.kind {
                     MergeKind::RedisMget => {
-                        let fragments: Vec<usize> =
+                        let fragments: SmallVec<[usize; 16]> =
                             self.key_spans.iter().map(|&(_, _, f)| f as usize).collect();
                         rustcracker_redis::merge_mget(&fragments, &parts, out)
                     }
