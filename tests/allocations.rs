@@ -6,8 +6,8 @@
 //! other thread (the stats server, the test harness). The proxy runs in-process with one worker
 //! in front of two real memcached; after a warm-up, allocations are counted while the client
 //! drives pipelined get/set batches, then a ping-pong (pipeline 1) phase, then multi-gets of 10
-//! keys spread over both servers (printed, not asserted: a multi-get keeps merge state per
-//! request by design).
+//! keys spread over both servers (printed, not asserted: merges are pooled, but the key lists of
+//! the memcache parser and of the split planner spill from their inline `SmallVec`s above 8 keys).
 //!
 //! To see where unexpected allocations come from: `ALLOC_BACKTRACES=5 cargo test --test
 //! allocations -- --nocapture` prints the stacks of the first 5 counted worker allocations.
@@ -410,7 +410,7 @@ fn assert_no_allocation(phase: &str, rate: f64) {
 }
 
 /// Pipeline 1 (the bench's P=1 scenarios): asserted. Multi-gets of 10 keys over both servers:
-/// printed only (a split request keeps merge state by design).
+/// printed only (see the module comment).
 #[test]
 fn steady_state_ping_pong_does_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -428,16 +428,8 @@ fn steady_state_ping_pong_does_not_allocate() {
 }
 
 /// Pipelined batches of 16 (the bench's P=16 scenarios) and of 100, get/set 9:1 over both
-/// servers.
-///
-/// Ignored until the proxy stops allocating here (run it with `-- --include-ignored`); measured
-/// 0.07–0.10 allocations per request at pipeline 16 and 0.35–0.44 at pipeline 100:
-/// * `Client::complete` (src/proxy/client.rs, `Slot::Ready(reply.to_vec())`) copies every reply
-///   that arrives before the reply of an earlier request (the other server answered first) into
-///   a new `Vec`;
-/// * `Client::shrink` (called by the session each time it is idle, i.e. between two bursts)
-///   frees `out` above 1 KiB and `slots` above 64 entries, so every burst regrows them
-///   (`Client::complete` / `drain_ready` extending `out`, `Client::reserve` pushing a slot).
+/// servers: replies that arrive early share one reusable buffer per client, and buffers are
+/// kept up to 16 KiB while a client is idle, so bursts do not regrow them.
 #[test]
 fn steady_state_pipelined_get_set_does_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
