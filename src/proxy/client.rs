@@ -179,7 +179,9 @@ impl Client {
         } else {
             if index < st.slots.len() {
                 let slot = st.keep_early(reply);
-                st.slots[index] = slot;
+                if let Slot::Merge(merge, _) = std::mem::replace(&mut st.slots[index], slot) {
+                    Merge::recycle(merge);
+                }
             }
         }
     }

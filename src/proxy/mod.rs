@@ -414,6 +414,6 @@ async fn accept_loop(listener: Listener, index: usize, worker: Rc<WorkerRuntime>
         }
         session::client_opened(&pool);
         // A new client waits in the lot until its first request arrives.
-        worker.park(socket, index, false);
+        worker.park_new(socket, index);
     }
 }

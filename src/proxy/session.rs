@@ -97,7 +97,7 @@ pub async fn run(
         // `serve` parks only when nothing but the session holds the client,
         // so the socket is the session's alone again.
         Ended::Idle => match Rc::try_unwrap(stream).map(Stream::into_parked) {
-            Ok(Ok(socket)) => worker.park(socket, pool.index, redis.authenticated()),
+            Ok(Ok(socket)) => worker.park_idle(socket, pool.index, redis.authenticated()),
             Ok(Err(e)) => {
                 crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
                 client_closed(&pool, Stop::Error);

@@ -25,7 +25,7 @@ use super::stream::Stream;
 /// every few hundred milliseconds never pays for parking.
 pub const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
-/// Parked clients after which a sweep returns free heap memory to the system.
+/// Idle sessions parked after which a sweep returns free heap memory to the system.
 const TRIM_AFTER_PARKED: usize = 64;
 
 /// One worker's shared state (lives on the worker's thread only).
@@ -38,8 +38,8 @@ pub struct WorkerRuntime {
     shutdown: Cell<bool>,
     /// Wakes sessions for a shutdown or a sweep.
     signal: Notify,
-    /// Clients parked since the heap was last trimmed.
-    parked_since_trim: Cell<usize>,
+    /// Idle sessions parked (and freed) since the heap was last trimmed.
+    idle_parked: Cell<usize>,
 }
 
 impl WorkerRuntime {
@@ -55,7 +55,7 @@ impl WorkerRuntime {
             lot: ParkingLot::new()?,
             shutdown: Cell::new(false),
             signal: Notify::new(),
-            parked_since_trim: Cell::new(0),
+            idle_parked: Cell::new(0),
         })
     }
 
@@ -88,9 +88,20 @@ impl WorkerRuntime {
         });
     }
 
-    /// Parks an idle (or just accepted) client; if the lot cannot take it,
-    /// it is served by a session right away.
-    pub fn park(self: &Rc<Self>, socket: ParkedSocket, pool: usize, authenticated: bool) {
+    /// Parks a client just accepted: it waits in the lot until it speaks.
+    pub fn park_new(self: &Rc<Self>, socket: ParkedSocket, pool: usize) {
+        self.park(socket, pool, false, false);
+    }
+
+    /// Parks a client whose session went idle; the memory the session freed
+    /// counts towards the next heap trim.
+    pub fn park_idle(self: &Rc<Self>, socket: ParkedSocket, pool: usize, authenticated: bool) {
+        self.park(socket, pool, authenticated, true);
+    }
+
+    /// Parks a client; if the lot cannot take it, it is served by a session
+    /// right away.
+    fn park(self: &Rc<Self>, socket: ParkedSocket, pool: usize, authenticated: bool, freed: bool) {
         let client = Parked {
             socket,
             pool: pool as u32,
@@ -99,7 +110,9 @@ impl WorkerRuntime {
         match self.lot.park(client) {
             Ok(()) => {
                 self.stats.parked_clients.inc();
-                self.parked_since_trim.set(self.parked_since_trim.get() + 1);
+                if freed {
+                    self.idle_parked.set(self.idle_parked.get() + 1);
+                }
             }
             Err((client, e)) => {
                 crate::log_debug!("parking a client failed, serving it: {e}");
@@ -164,8 +177,8 @@ impl WorkerRuntime {
                     // Let the sessions just signalled run (and park), then
                     // give the memory they freed back once enough of them did.
                     tokio::task::yield_now().await;
-                    if self.parked_since_trim.get() >= TRIM_AFTER_PARKED {
-                        self.parked_since_trim.set(0);
+                    if self.idle_parked.get() >= TRIM_AFTER_PARKED {
+                        self.idle_parked.set(0);
                         crate::daemon::trim_heap();
                     }
                 }
