@@ -4,10 +4,9 @@
 //! A counting `#[global_allocator]` tells the allocations of the proxy's worker thread (named
 //! `worker-N` by `Proxy::start`) from everyone else's: the test thread itself (the client) and any
 //! other thread (the stats server, the test harness). The proxy runs in-process with one worker
-//! in front of two real memcached; after a warm-up, allocations are counted while the client
-//! drives pipelined get/set batches, then a ping-pong (pipeline 1) phase, then multi-gets of 10
-//! keys spread over both servers (printed, not asserted: merges are pooled, but the key lists of
-//! the memcache parser and of the split planner spill from their inline `SmallVec`s above 8 keys).
+//! in front of two real memcached or two real redis-server; after a warm-up, allocations are
+//! counted while the client drives each shape the bench measures: get/set 9:1 pipelined and
+//! ping-pong, and multi-gets of 10 and of 100 keys spread over both servers.
 //!
 //! To see where unexpected allocations come from: `ALLOC_BACKTRACES=5 cargo test --test
 //! allocations -- --nocapture` prints the stacks of the first 5 counted worker allocations.
@@ -200,6 +199,9 @@ fn value(i: usize) -> String {
     format!("{:0>width$}", i % KEYS, width = VALUE_LEN)
 }
 
+/// Builds request `n` into the request buffer and its expected reply into the reply buffer.
+type Build = fn(usize, &mut Vec<u8>, &mut Vec<u8>);
+
 /// Appends a set of key `n` to its fixed value.
 fn store(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
     request.extend_from_slice(
@@ -220,11 +222,11 @@ fn single_key(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
     }
 }
 
-/// Appends multi-get `n` of 10 keys, and its expected reply.
-fn multi_get(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+/// Appends multi-get `n` of `KEYS_PER_GET` keys, and its expected reply.
+fn multi_get<const KEYS_PER_GET: usize>(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
     request.extend_from_slice(b"get");
-    for j in 0..10 {
-        let i = n * 10 + j;
+    for j in 0..KEYS_PER_GET {
+        let i = n * KEYS_PER_GET + j;
         request.extend_from_slice(format!(" {}", key(i)).as_bytes());
         reply.extend_from_slice(
             format!("VALUE {} 0 {VALUE_LEN}\r\n{}\r\n", key(i), value(i)).as_bytes(),
@@ -232,6 +234,51 @@ fn multi_get(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
     }
     request.extend_from_slice(b"\r\n");
     reply.extend_from_slice(b"END\r\n");
+}
+
+/// Appends a multi-bulk redis command.
+fn redis_command(args: &[&[u8]], request: &mut Vec<u8>) {
+    request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg);
+        request.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends the bulk string of key `i`'s value.
+fn redis_value(i: usize, reply: &mut Vec<u8>) {
+    reply.extend_from_slice(format!("${VALUE_LEN}\r\n{}\r\n", value(i)).as_bytes());
+}
+
+/// redis: SET of key `n` to its fixed value.
+fn redis_store(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+    redis_command(&[b"SET", key(n).as_bytes(), value(n).as_bytes()], request);
+    reply.extend_from_slice(b"+OK\r\n");
+}
+
+/// redis: request `n` of the GET/SET 9:1 mix.
+fn redis_single_key(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+    if n.is_multiple_of(10) {
+        redis_store(n * 7, request, reply);
+    } else {
+        redis_command(&[b"GET", key(n * 7).as_bytes()], request);
+        redis_value(n * 7, reply);
+    }
+}
+
+/// redis: MGET `n` of `KEYS_PER_GET` keys.
+fn redis_mget<const KEYS_PER_GET: usize>(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+    let keys: Vec<String> = (0..KEYS_PER_GET)
+        .map(|j| key(n * KEYS_PER_GET + j))
+        .collect();
+    let mut args: Vec<&[u8]> = vec![b"MGET"];
+    args.extend(keys.iter().map(|k| k.as_bytes()));
+    redis_command(&args, request);
+    reply.extend_from_slice(format!("*{KEYS_PER_GET}\r\n").as_bytes());
+    for j in 0..KEYS_PER_GET {
+        redis_value(n * KEYS_PER_GET + j, reply);
+    }
 }
 
 struct Client {
@@ -257,7 +304,7 @@ impl Client {
     }
 
     /// Sends requests `from..from + count` built by `build` in one write and checks the replies.
-    fn batch(&mut self, from: usize, count: usize, build: fn(usize, &mut Vec<u8>, &mut Vec<u8>)) {
+    fn batch(&mut self, from: usize, count: usize, build: Build) {
         self.request.clear();
         self.expected.clear();
         for n in from..from + count {
@@ -282,13 +329,7 @@ impl Client {
     }
 
     /// `total` requests in pipelined batches of `depth`, starting at request number `from`.
-    fn run(
-        &mut self,
-        from: usize,
-        total: usize,
-        depth: usize,
-        build: fn(usize, &mut Vec<u8>, &mut Vec<u8>),
-    ) {
+    fn run(&mut self, from: usize, total: usize, depth: usize, build: Build) {
         let mut n = from;
         while n < from + total {
             let count = depth.min(from + total - n);
@@ -324,24 +365,62 @@ fn print_backtraces() {
 /// The tests share the global counters and each proxy's worker is `worker-0`: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Two memcached, the proxy in-process with one worker in front of them (ketama), and a client
-/// whose keys are all stored and whose request shapes are warmed up.
+/// The two backends of a setup (kept alive with it).
+enum Backends {
+    Memcache([common::Memcached; 2]),
+    Redis([common::Redis; 2]),
+}
+
+impl Backends {
+    fn ports(&self) -> [u16; 2] {
+        match self {
+            Backends::Memcache([a, b]) => [a.port, b.port],
+            Backends::Redis([a, b]) => [a.port, b.port],
+        }
+    }
+}
+
+/// Two memcached or two redis-server, the proxy in-process with one worker in front of them
+/// (ketama), and a client whose keys are all stored and whose request shapes are warmed up.
 struct Setup {
     client: Client,
     proxy: Proxy,
-    _memcached: [common::Memcached; 2],
+    _backends: Backends,
 }
 
 impl Setup {
-    fn start() -> Setup {
+    fn start_memcache() -> Setup {
+        let backends = Backends::Memcache([common::Memcached::start(), common::Memcached::start()]);
+        Setup::start(
+            backends,
+            &[store, single_key, multi_get::<10>, multi_get::<100>],
+        )
+    }
+
+    fn start_redis() -> Setup {
+        let backends = Backends::Redis([common::Redis::start(), common::Redis::start()]);
+        Setup::start(
+            backends,
+            &[
+                redis_store,
+                redis_single_key,
+                redis_mget::<10>,
+                redis_mget::<100>,
+            ],
+        )
+    }
+
+    /// `shapes`: how to store a key, then the request shapes to warm up (single-key mix, two
+    /// multi-key widths).
+    fn start(backends: Backends, shapes: &[Build; 4]) -> Setup {
         CLASS.with(|c| c.set(EXCLUDED));
-        let memcached = [common::Memcached::start(), common::Memcached::start()];
+        let [first, second] = backends.ports();
+        let redis = matches!(backends, Backends::Redis(_));
         let port = common::free_port();
         let yaml = format!(
             "alpha:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
-             timeout: 2000\n  preconnect: true\n  auto_eject_hosts: false\n  \
-             server_connections: 1\n  servers:\n   - 127.0.0.1:{}:1\n   - 127.0.0.1:{}:1\n",
-            memcached[0].port, memcached[1].port
+             redis: {redis}\n  timeout: 2000\n  preconnect: true\n  auto_eject_hosts: false\n  \
+             server_connections: 1\n  servers:\n   - 127.0.0.1:{first}:1\n   - 127.0.0.1:{second}:1\n",
         );
         let config =
             rustcracker::config::parse(Path::new("allocations.yml"), &yaml).expect("config");
@@ -359,15 +438,17 @@ impl Setup {
         let mut client = Client::connect(port);
         // Store every key once (so every get hits), then warm up every request shape: buffers
         // and connection state reach their steady-state sizes.
+        let [store, single, narrow, wide] = *shapes;
         client.run(0, KEYS, 100, store);
-        client.run(0, 2_000, 100, single_key);
-        client.run(0, 200, 16, single_key);
-        client.run(0, 200, 1, single_key);
-        client.run(0, 200, 10, multi_get);
+        client.run(0, 2_000, 100, single);
+        client.run(0, 200, 16, single);
+        client.run(0, 200, 1, single);
+        client.run(0, 200, 10, narrow);
+        client.run(0, 100, 10, wide);
         Setup {
             client,
             proxy,
-            _memcached: memcached,
+            _backends: backends,
         }
     }
 
@@ -379,7 +460,7 @@ impl Setup {
         from: usize,
         total: usize,
         depth: usize,
-        build: fn(usize, &mut Vec<u8>, &mut Vec<u8>),
+        build: Build,
     ) -> f64 {
         let backtraces = std::env::var("ALLOC_BACKTRACES")
             .ok()
@@ -409,31 +490,40 @@ fn assert_no_allocation(phase: &str, rate: f64) {
     );
 }
 
-/// Pipeline 1 (the bench's P=1 scenarios): asserted. Multi-gets of 10 keys over both servers:
-/// printed only (see the module comment).
+/// memcache, pipeline 1 (the bench's P=1 scenarios), and multi-gets of 10 and of 100 keys spread
+/// over both servers (the bench's multi-get scenarios).
 #[test]
-fn steady_state_ping_pong_does_not_allocate() {
+fn memcache_ping_pong_and_multi_gets_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut setup = Setup::start();
+    let mut setup = Setup::start_memcache();
     let ping_pong = setup.measure("get/set 9:1, pipeline 1", 100_000, 1_000, 1, single_key);
-    setup.measure(
+    let narrow = setup.measure(
         "multi-get of 10 keys, pipeline 10",
         300_000,
         1_000,
         10,
-        multi_get,
+        multi_get::<10>,
+    );
+    let wide = setup.measure(
+        "multi-get of 100 keys, pipeline 10",
+        300_000,
+        300,
+        10,
+        multi_get::<100>,
     );
     setup.stop();
     assert_no_allocation("get/set 9:1, pipeline 1", ping_pong);
+    assert_no_allocation("multi-get of 10 keys", narrow);
+    assert_no_allocation("multi-get of 100 keys", wide);
 }
 
-/// Pipelined batches of 16 (the bench's P=16 scenarios) and of 100, get/set 9:1 over both
-/// servers: replies that arrive early share one reusable buffer per client, and buffers are
+/// memcache, pipelined batches of 16 (the bench's P=16 scenarios) and of 100, get/set 9:1 over
+/// both servers: replies that arrive early share one reusable buffer per client, and buffers are
 /// kept up to 16 KiB while a client is idle, so bursts do not regrow them.
 #[test]
-fn steady_state_pipelined_get_set_does_not_allocate() {
+fn memcache_pipelined_get_set_does_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut setup = Setup::start();
+    let mut setup = Setup::start_memcache();
     let pipeline_16 = setup.measure("get/set 9:1, pipeline 16", 200_000, 10_000, 16, single_key);
     let pipeline_100 = setup.measure(
         "get/set 9:1, pipeline 100",
@@ -445,4 +535,44 @@ fn steady_state_pipelined_get_set_does_not_allocate() {
     setup.stop();
     assert_no_allocation("get/set 9:1, pipeline 16", pipeline_16);
     assert_no_allocation("get/set 9:1, pipeline 100", pipeline_100);
+}
+
+/// redis: GET/SET 9:1 at pipeline 1 and 16, MGET of 10 and of 100 keys over both servers.
+#[test]
+fn redis_requests_and_mgets_do_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut setup = Setup::start_redis();
+    let ping_pong = setup.measure(
+        "GET/SET 9:1, pipeline 1",
+        100_000,
+        1_000,
+        1,
+        redis_single_key,
+    );
+    let pipeline_16 = setup.measure(
+        "GET/SET 9:1, pipeline 16",
+        200_000,
+        10_000,
+        16,
+        redis_single_key,
+    );
+    let narrow = setup.measure(
+        "MGET of 10 keys, pipeline 10",
+        300_000,
+        1_000,
+        10,
+        redis_mget::<10>,
+    );
+    let wide = setup.measure(
+        "MGET of 100 keys, pipeline 10",
+        300_000,
+        300,
+        10,
+        redis_mget::<100>,
+    );
+    setup.stop();
+    assert_no_allocation("GET/SET 9:1, pipeline 1", ping_pong);
+    assert_no_allocation("GET/SET 9:1, pipeline 16", pipeline_16);
+    assert_no_allocation("MGET of 10 keys", narrow);
+    assert_no_allocation("MGET of 100 keys", wide);
 }

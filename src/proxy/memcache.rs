@@ -2,28 +2,41 @@
 //! retrievals split per server and merged, `version` to the `placeholder`
 //! server, `quit` and bad requests answered here.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
-use smallvec::SmallVec;
-
-use rustcracker_memcache::{parse_request, Command, Request, RequestParse};
+use rustcracker_memcache::{Command, Request, RequestParse, RequestParser};
 
 use super::client::Client;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::WHOLE;
 use super::session::{Dispatched, Stop};
-use super::split::{self, Plan};
+use super::split::{self, Plan, Split};
 
 /// The routing key of keyless commands (`version`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
 
 /// Parses and routes every complete request in `input`.
 pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Dispatched {
+    // The worker's parser, taken out of its cell for the call (a nested call would get a fresh
+    // one rather than a borrow panic).
+    let mut parser = PARSER.with(Cell::take);
+    let dispatched = dispatch_with(&mut parser, client, pool, input);
+    PARSER.with(|cell| cell.set(parser));
+    dispatched
+}
+
+fn dispatch_with(
+    parser: &mut RequestParser,
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    input: &[u8],
+) -> Dispatched {
     let mut pos = 0;
     while pos < input.len() {
         let buf = &input[pos..];
-        match parse_request(buf) {
+        match parser.parse(buf) {
             RequestParse::Incomplete { needed } => {
                 return Dispatched::more(pos, pos + needed.unwrap_or(0));
             }
@@ -64,6 +77,8 @@ pub fn dispatch(client: &Rc<Client>, pool: &Rc<PoolRuntime>, input: &[u8]) -> Di
                         );
                     }
                 }
+                // Its key list serves the next multi-key request.
+                parser.recycle(request);
             }
         }
     }
@@ -98,8 +113,20 @@ fn forward(
 /// A retrieval of several keys: one sub-request per server, keys in request
 /// order; sent whole when every key lives on one server (the reply is the same).
 fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], request: &Request) {
+    split::with_split(|split| {
+        forward_fragments(client, pool, bytes, request, split);
+    });
+}
+
+fn forward_fragments(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    bytes: &[u8],
+    request: &Request,
+    split: &mut Split,
+) {
     let command = request.command as u16;
-    let split = match split::plan(pool, request.keys.iter().map(|k| &bytes[k.range()])) {
+    match split.plan(pool, request.keys.iter().map(|k| &bytes[k.range()])) {
         Plan::Refused => {
             client.refuse(command);
             return;
@@ -111,20 +138,19 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
             conn.enqueue(bytes, Some(pending));
             return;
         }
-        Plan::Split(split) => split,
-    };
-    let mut merge = Merge::new(MergeKind::MemcacheValues, split.servers.len());
-    for (i, key) in request.keys.iter().enumerate() {
-        merge.push_key(&bytes[key.range()], split.fragment_of(i));
+        Plan::Split => {}
+    }
+    let mut merge = Merge::new(MergeKind::MemcacheValues, split.fragment_count());
+    for (key, &fragment) in request.keys.iter().zip(split.fragments()) {
+        merge.push_key(&bytes[key.range()], fragment);
     }
     let seq = client.reserve_merge(merge, command);
-    let mut indexes = SmallVec::new();
     FRAGMENT.with(|sub| {
         let mut sub = sub.borrow_mut();
-        for (fragment, &server) in split.servers.iter().enumerate() {
-            split.keys_of(fragment, &mut indexes);
+        for fragment in 0..split.fragment_count() {
+            let server = split.server(fragment);
             sub.clear();
-            rustcracker_memcache::write_fragment(bytes, request, &indexes, &mut sub);
+            rustcracker_memcache::write_fragment(bytes, request, split.keys_of(fragment), &mut sub);
             let conn = pool.servers[server].connection(pool);
             let pending = pool.pending(client, seq, fragment as u32);
             conn.enqueue(&sub, Some(pending));
@@ -136,6 +162,8 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
 }
 
 thread_local! {
+    /// The worker's request parser: its key list is reused by every retrieval.
+    static PARSER: Cell<RequestParser> = Cell::new(RequestParser::default());
     /// The worker's buffer for building fragment requests.
     static FRAGMENT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }

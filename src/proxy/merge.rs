@@ -4,8 +4,6 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use smallvec::SmallVec;
-
 use super::errno::Failure;
 use super::Protocol;
 
@@ -32,10 +30,12 @@ pub struct Merge {
     remaining: usize,
     /// The first failure of any fragment: the whole request gets one error reply.
     failure: Option<Failure>,
-    /// The original request's keys, concatenated.
+    /// The original request's keys, concatenated (memcache only: its merge matches keys).
     keys: Vec<u8>,
-    /// Per original key: (start, end) in `keys` and the fragment it went to.
-    key_spans: Vec<(u32, u32, u32)>,
+    /// Per original key: where it ends in `keys`.
+    key_ends: Vec<u32>,
+    /// Per original key: the fragment it went to.
+    key_fragments: Vec<usize>,
     /// The slowest fragment's server time.
     backend: Duration,
 }
@@ -66,7 +66,8 @@ impl Merge {
                     remaining: 0,
                     failure: None,
                     keys: Vec::new(),
-                    key_spans: Vec::new(),
+                    key_ends: Vec::new(),
+                    key_fragments: Vec::new(),
                     backend: Duration::ZERO,
                 })
             });
@@ -77,7 +78,8 @@ impl Merge {
         merge.remaining = fragments;
         merge.failure = None;
         merge.keys.clear();
-        merge.key_spans.clear();
+        merge.key_ends.clear();
+        merge.key_fragments.clear();
         merge.backend = Duration::ZERO;
         merge
     }
@@ -97,10 +99,9 @@ impl Merge {
 
     /// Records the next key of the original request and its fragment.
     pub fn push_key(&mut self, key: &[u8], fragment: u32) {
-        let start = self.keys.len() as u32;
         self.keys.extend_from_slice(key);
-        self.key_spans
-            .push((start, self.keys.len() as u32, fragment));
+        self.key_ends.push(self.keys.len() as u32);
+        self.key_fragments.push(fragment as usize);
     }
 
     /// Records one fragment's outcome; true when every fragment is in.
@@ -151,30 +152,38 @@ impl Merge {
             protocol.error_reply(&failure.message(), out);
             return true;
         }
-        let parts: SmallVec<[&[u8]; 8]> = self
-            .parts
-            .iter()
-            .map(|p| p.map_or(&[][..], |(s, e)| &self.data[s as usize..e as usize]))
-            .collect();
+        // The fragment replies as slices, on the stack unless there are very many fragments.
+        let mut small: [&[u8]; 64] = [&[]; 64];
+        let mut large = Vec::new();
+        let reply = |part: &Option<(u32, u32)>| {
+            part.map_or(&[][..], |(s, e)| &self.data[s as usize..e as usize])
+        };
+        let parts: &[&[u8]] = if self.parts.len() <= small.len() {
+            for (slot, part) in small.iter_mut().zip(&self.parts) {
+                *slot = reply(part);
+            }
+            &small[..self.parts.len()]
+        } else {
+            large.extend(self.parts.iter().map(reply));
+            &large
+        };
         match self.kind {
             MergeKind::MemcacheValues => {
-                let keys: SmallVec<[(&[u8], usize); 16]> = self
-                    .key_spans
-                    .iter()
-                    .map(|&(s, e, f)| (&self.keys[s as usize..e as usize], f as usize))
-                    .collect();
-                rustcracker_memcache::merge_values(&keys, &parts, out);
+                let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
+                let keys = starts
+                    .zip(&self.key_ends)
+                    .map(|(start, &end)| &self.keys[start as usize..end as usize])
+                    .zip(self.key_fragments.iter().copied());
+                rustcracker_memcache::merge_values(keys, parts, out);
                 false
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
                 let merged = match self.kind {
                     MergeKind::RedisMget => {
-                        let fragments: SmallVec<[usize; 16]> =
-                            self.key_spans.iter().map(|&(_, _, f)| f as usize).collect();
-                        rustcracker_redis::merge_mget(&fragments, &parts, out)
+                        rustcracker_redis::merge_mget(&self.key_fragments, parts, out)
                     }
-                    MergeKind::RedisSum => rustcracker_redis::merge_sum(&parts, out),
-                    _ => rustcracker_redis::merge_mset(&parts, out),
+                    MergeKind::RedisSum => rustcracker_redis::merge_sum(parts, out),
+                    _ => rustcracker_redis::merge_mset(parts, out),
                 };
                 // A fragment reply of the wrong type (`-READONLY`, say): EINVAL, as nutcracker.
                 if merged.is_err() {

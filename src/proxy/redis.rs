@@ -5,8 +5,6 @@
 
 use std::rc::Rc;
 
-use smallvec::SmallVec;
-
 use rustcracker_redis::{reply, Command, Fragmentation, Request, RequestParse, RequestParser};
 
 use super::client::Client;
@@ -102,6 +100,8 @@ pub fn dispatch(
                     }
                     _ => forward(client, pool, bytes, &request, session),
                 }
+                // Its argument and key lists serve the next request.
+                session.parser.recycle(request);
             }
         }
     }
@@ -175,41 +175,43 @@ fn forward_split(
     kind: Fragmentation,
     session: &mut RedisSession,
 ) {
-    let command = request.command as u16;
-    let keys = (0..request.keys.len()).map(|i| request.key(bytes, i).unwrap_or_default());
-    let split = match split::plan(pool, keys) {
-        Plan::Refused => {
-            client.refuse(command);
-            return;
+    split::with_split(|split| {
+        let command = request.command as u16;
+        let keys = (0..request.keys.len()).map(|i| request.key(bytes, i).unwrap_or_default());
+        match split.plan(pool, keys) {
+            Plan::Refused => {
+                client.refuse(command);
+                return;
+            }
+            Plan::Whole(server) => {
+                let conn = pool.servers[server].connection(pool);
+                let seq = client.reserve(command);
+                let pending = pool.pending(client, seq, WHOLE);
+                send(&conn, bytes, request, pending, &mut session.scratch);
+                return;
+            }
+            Plan::Split => {}
         }
-        Plan::Whole(server) => {
+        let merge_kind = match kind {
+            Fragmentation::Mget => MergeKind::RedisMget,
+            Fragmentation::Sum => MergeKind::RedisSum,
+            Fragmentation::Mset => MergeKind::RedisMset,
+        };
+        let mut merge = Merge::new(merge_kind, split.fragment_count());
+        for &fragment in split.fragments() {
+            merge.push_key(&[], fragment);
+        }
+        let seq = client.reserve_merge(merge, command);
+        for fragment in 0..split.fragment_count() {
+            let server = split.server(fragment);
+            session.scratch.clear();
+            let keys = split.keys_of(fragment);
+            rustcracker_redis::write_fragment(bytes, request, keys, &mut session.scratch);
             let conn = pool.servers[server].connection(pool);
-            let seq = client.reserve(command);
-            let pending = pool.pending(client, seq, WHOLE);
-            send(&conn, bytes, request, pending, &mut session.scratch);
-            return;
+            let pending = pool.pending(client, seq, fragment as u32);
+            conn.enqueue(&session.scratch, Some(pending));
         }
-        Plan::Split(split) => split,
-    };
-    let merge_kind = match kind {
-        Fragmentation::Mget => MergeKind::RedisMget,
-        Fragmentation::Sum => MergeKind::RedisSum,
-        Fragmentation::Mset => MergeKind::RedisMset,
-    };
-    let mut merge = Merge::new(merge_kind, split.servers.len());
-    for i in 0..split.targets.len() {
-        merge.push_key(&[], split.fragment_of(i));
-    }
-    let seq = client.reserve_merge(merge, command);
-    let mut indexes = SmallVec::new();
-    for (fragment, &server) in split.servers.iter().enumerate() {
-        split.keys_of(fragment, &mut indexes);
-        session.scratch.clear();
-        rustcracker_redis::write_fragment(bytes, request, &indexes, &mut session.scratch);
-        let conn = pool.servers[server].connection(pool);
-        let pending = pool.pending(client, seq, fragment as u32);
-        conn.enqueue(&session.scratch, Some(pending));
-    }
+    });
 }
 
 /// What a new server connection sends before any request: `AUTH redis_auth`,

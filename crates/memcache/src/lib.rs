@@ -23,8 +23,8 @@ pub use fragment::write_fragment;
 pub use merge::merge_values;
 pub use reply::server_error;
 pub use request::{
-    parse_request, InvalidRequest, KeyRange, Request, RequestParse, MAX_KEY_LEN, MAX_LINE_LEN,
-    MAX_RETRIEVAL_LINE_LEN, MAX_VALUE_LEN,
+    parse_request, InvalidRequest, KeyRange, Request, RequestParse, RequestParser, MAX_KEY_LEN,
+    MAX_LINE_LEN, MAX_RETRIEVAL_LINE_LEN, MAX_VALUE_LEN,
 };
 pub use response::{
     parse_response, value_blocks, Response, ResponseKind, ResponseParse, ValueBlock,

@@ -1,18 +1,25 @@
 //! Merging the fragment replies of a multi-key retrieval.
 
+use std::borrow::Borrow;
+
 use crate::response::{value_block, Block};
 
 /// Merges fragment replies of a multi-key retrieval into one reply, `VALUE` blocks in request
 /// order (a fix over nutcracker, which could reorder them around misses), then `END\r\n`.
 ///
-/// `keys[i]` = (key bytes, fragment index) for the i-th key of the original request;
-/// `fragments[f]` = the complete `Values` reply of fragment f, whose keys were sent in request
-/// order, duplicates kept. memcached answers hits in the order asked and omits misses, so for each
-/// key we take the next block of its fragment when that block carries the key, and emit nothing
-/// (a miss) otherwise. Duplicates each get their block. Blocks are copied verbatim (flags, cas).
-pub fn merge_values(keys: &[(&[u8], usize)], fragments: &[&[u8]], out: &mut Vec<u8>) {
-    // One cursor per fragment. Fragments are few; the fallback handles more without panicking.
-    let mut small = [0usize; 16];
+/// `keys` yields (key bytes, fragment index) for each key of the original request, in order (a
+/// slice or any iterator); `fragments` holds the complete `Values` reply of each fragment, whose keys were sent in
+/// request order, duplicates kept. memcached answers hits in the order asked and omits misses, so
+/// for each key we take the next block of its fragment when that block carries the key, and emit
+/// nothing (a miss) otherwise. Duplicates each get their block. Blocks are copied verbatim (flags,
+/// cas). Allocates nothing unless there are more than 64 fragments.
+pub fn merge_values<'k, K>(keys: K, fragments: &[&[u8]], out: &mut Vec<u8>)
+where
+    K: IntoIterator,
+    K::Item: Borrow<(&'k [u8], usize)>,
+{
+    // One cursor per fragment. Fragments are at most one per server; the fallback handles more.
+    let mut small = [0usize; 64];
     let mut large = Vec::new();
     let cursors: &mut [usize] = if fragments.len() <= small.len() {
         &mut small
@@ -20,7 +27,8 @@ pub fn merge_values(keys: &[(&[u8], usize)], fragments: &[&[u8]], out: &mut Vec<
         large.resize(fragments.len(), 0);
         &mut large
     };
-    for &(key, fragment) in keys {
+    for item in keys {
+        let &(key, fragment) = item.borrow();
         let (Some(reply), Some(cursor)) = (fragments.get(fragment), cursors.get_mut(fragment))
         else {
             continue;

@@ -172,8 +172,43 @@ fn tokens(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, us
 }
 
 /// Parses one request from the front of `buf`. Never allocates unless a retrieval has more than
-/// four keys.
+/// four keys; [`RequestParser`] avoids that allocation too.
 pub fn parse_request(buf: &[u8]) -> RequestParse {
+    RequestParser::default().parse(buf)
+}
+
+/// [`parse_request`] with a reusable key list: give each finished [`Request`] back with
+/// [`RequestParser::recycle`] and a retrieval of any number of keys allocates nothing once the
+/// list has grown to the widest one seen.
+#[derive(Debug, Clone, Default)]
+pub struct RequestParser {
+    /// Storage for the next retrieval's keys (empty, possibly with capacity).
+    spare: SmallVec<[KeyRange; 4]>,
+}
+
+/// The most keys whose storage [`RequestParser::recycle`] keeps (8 KiB).
+const SPARE_KEYS_MAX: usize = 1024;
+
+impl RequestParser {
+    /// Parses one request from the front of `buf`; see [`parse_request`].
+    pub fn parse(&mut self, buf: &[u8]) -> RequestParse {
+        parse(buf, &mut self.spare)
+    }
+
+    /// Takes back the key list of a request the caller is done with, for the next retrieval.
+    pub fn recycle(&mut self, request: Request) {
+        let mut keys = request.keys;
+        if keys.spilled()
+            && keys.capacity() > self.spare.capacity()
+            && keys.capacity() <= SPARE_KEYS_MAX
+        {
+            keys.clear();
+            self.spare = keys;
+        }
+    }
+}
+
+fn parse(buf: &[u8], spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
     let Some(&first) = buf.first() else {
         return INCOMPLETE;
     };
@@ -247,7 +282,7 @@ pub fn parse_request(buf: &[u8]) -> RequestParse {
         line_len,
     };
     match command {
-        Command::Get | Command::Gets | Command::Gat | Command::Gats => line.retrieval(),
+        Command::Get | Command::Gets | Command::Gat | Command::Gats => line.retrieval(spare),
         Command::Set
         | Command::Add
         | Command::Replace
@@ -307,7 +342,7 @@ impl Line<'_> {
     }
 
     /// `get`/`gets <key>+`, `gat`/`gats <exptime> <key>+`.
-    fn retrieval(&self) -> RequestParse {
+    fn retrieval(&self, spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
         if tokens(self.buf, self.args_start, self.args_end).any(|(s, e)| e - s > MAX_LINE_LEN) {
             // Closes whether or not the line is complete (see MAX_RETRIEVAL_LINE_LEN).
             return invalid(self.line_len, reply::BAD_COMMAND_LINE, true);
@@ -322,29 +357,41 @@ impl Line<'_> {
                 return invalid(self.line_len, reply::INVALID_EXPTIME, false);
             }
         }
-        let mut keys = SmallVec::new();
+        let mut keys = std::mem::take(spare);
+        keys.clear();
         let mut too_long = false;
+        let mut key_count = 0;
         for (start, end) in tokens {
             too_long |= end - start > MAX_KEY_LEN;
+            key_count += 1;
             match KeyRange::new(start, end) {
-                Some(key) => keys.push(key),
+                Some(key) if !too_long => keys.push(key),
+                Some(_) => {}
                 None => return close_silently(self.buf),
             }
         }
+        if too_long || key_count == 0 {
+            // Rejected: the list goes back for the next retrieval.
+            keys.clear();
+            *spare = keys;
+            return self.no_keys(too_long);
+        }
+        self.request(keys, false, self.line_len)
+    }
+
+    /// The reply to a retrieval with an over-long key or without keys.
+    fn no_keys(&self, too_long: bool) -> RequestParse {
         if too_long {
             // memcached drops the VALUE blocks it had prepared and sends only this.
             return invalid(self.line_len, reply::BAD_COMMAND_LINE, false);
         }
-        if keys.is_empty() {
-            return if self.command.is_touching_retrieval() {
-                // `gat 10` has the 3 tokens memcached wants, then no key: it answers END.
-                invalid(self.line_len, reply::END, false)
-            } else {
-                // `get` / `get ` : fewer than 3 tokens → ERROR.
-                invalid(self.line_len, reply::ERROR, false)
-            };
+        if self.command.is_touching_retrieval() {
+            // `gat 10` has the 3 tokens memcached wants, then no key: it answers END.
+            invalid(self.line_len, reply::END, false)
+        } else {
+            // `get` / `get ` : fewer than 3 tokens → ERROR.
+            invalid(self.line_len, reply::ERROR, false)
         }
-        self.request(keys, false, self.line_len)
     }
 
     /// `set|add|replace|append|prepend <key> <flags> <exptime> <bytes> [noreply]`,

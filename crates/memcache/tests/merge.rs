@@ -119,11 +119,11 @@ fn merge_tolerates_bad_indexes() {
     merge_values(keys, &[b"VALUE a 0 1\r\nx\r\nEND\r\n"], &mut out);
     assert_eq!(out, b"END\r\n");
     // More fragments than the on-stack cursor array.
-    let frags: Vec<&[u8]> = vec![b"VALUE a 0 1\r\nx\r\nEND\r\n"; 40];
-    let keys: Vec<(&[u8], usize)> = (0..40).map(|f| (&b"a"[..], f)).collect();
+    let frags: Vec<&[u8]> = vec![b"VALUE a 0 1\r\nx\r\nEND\r\n"; 80];
+    let keys: Vec<(&[u8], usize)> = (0..80).map(|f| (&b"a"[..], f)).collect();
     out.clear();
     merge_values(&keys, &frags, &mut out);
-    assert_eq!(out.len(), 40 * 16 + 5);
+    assert_eq!(out.len(), 80 * 16 + 5);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use rustcracker_memcache::{
     merge_values, parse_request, parse_response, write_fragment, Command, RequestParse,
-    ResponseKind, ResponseParse,
+    RequestParser, ResponseKind, ResponseParse,
 };
 
 /// A request as composed by the test, with what parsing it must give.
@@ -36,7 +36,7 @@ fn retrieval() -> impl Strategy<Value = Composed> {
             Command::Gat,
             Command::Gats,
         ]),
-        proptest::collection::vec((spaces(), key()), 1..6),
+        proptest::collection::vec((spaces(), key()), 1..24),
         -100_000i64..100_000,
         0usize..3,
         0usize..3,
@@ -165,8 +165,10 @@ fn expected(requests: &[Composed]) -> Vec<Parsed> {
         .collect()
 }
 
-/// Feeds `stream` in the given chunks, parsing as a proxy would; panics on Invalid.
+/// Feeds `stream` in the given chunks, parsing as a proxy would (one parser, given back every
+/// request), and checks each result against a fresh parser's; panics on Invalid.
 fn feed(stream: &[u8], cuts: &[usize]) -> Vec<Parsed> {
+    let mut parser = RequestParser::default();
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let mut fed = 0;
@@ -177,12 +179,15 @@ fn feed(stream: &[u8], cuts: &[usize]) -> Vec<Parsed> {
         buf.extend_from_slice(&stream[fed..point.max(fed)]);
         fed = point.max(fed);
         loop {
-            match parse_request(&buf) {
+            let parsed = parser.parse(&buf);
+            assert_eq!(parsed, parse_request(&buf));
+            match parsed {
                 RequestParse::Request(r) => {
                     assert!(r.len <= buf.len());
                     let keys = r.keys.iter().map(|k| buf[k.range()].to_vec()).collect();
                     out.push((r.command, keys, r.noreply, r.len));
                     buf.drain(..r.len);
+                    parser.recycle(r);
                 }
                 RequestParse::Incomplete { needed } => {
                     if let Some(n) = needed {

@@ -31,26 +31,29 @@ pub fn merge_mget(
     fragments: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> Result<(), MergeError> {
-    // Per fragment: the cursor after its array header.
-    let mut cursors: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
-    for (f, reply) in fragments.iter().enumerate() {
-        let ResponseKind::Array(n) = whole(reply)? else {
-            return Err(MergeError);
-        };
-        let expected = key_fragments.iter().filter(|&&k| k == f).count();
-        if u64::try_from(expected).ok() != Some(n) {
-            return Err(MergeError);
-        }
-        let header_end = memchr::memchr(b'\n', reply).ok_or(MergeError)? + 1;
-        cursors.push(header_end);
+    // Per fragment: the cursor after its array header and the elements not yet taken. Fragments
+    // are at most one per server; the fallback handles more.
+    let mut small = [(0usize, 0u64); 64];
+    let mut large = Vec::new();
+    let cursors: &mut [(usize, u64)] = if fragments.len() <= small.len() {
+        &mut small[..fragments.len()]
+    } else {
+        large.resize(fragments.len(), (0, 0));
+        &mut large
+    };
+    // Only the array headers are read here: each element is framed once, when it is copied, and
+    // the checks at the end prove each reply was exactly its header and its elements.
+    for (reply, cursor) in fragments.iter().zip(cursors.iter_mut()) {
+        *cursor = array_header(reply).ok_or(MergeError)?;
     }
     let start = out.len();
     let count = i64::try_from(key_fragments.len()).map_err(|_| MergeError)?;
     write_number_line(b'*', count, out);
-    for &f in key_fragments {
-        let copied = (|| {
+    let copied = key_fragments.iter().all(|&f| {
+        (|| {
             let reply = fragments.get(f)?;
-            let cursor = cursors.get_mut(f)?;
+            let (cursor, left) = cursors.get_mut(f)?;
+            *left = left.checked_sub(1)?;
             let rest = reply.get(*cursor..)?;
             let ResponseParse::Response(element) = parse_response(rest) else {
                 return None;
@@ -58,13 +61,36 @@ pub fn merge_mget(
             out.extend_from_slice(rest.get(..element.len)?);
             *cursor += element.len;
             Some(())
-        })();
-        if copied.is_none() {
-            out.truncate(start);
-            return Err(MergeError);
-        }
+        })()
+        .is_some()
+    });
+    let exact = fragments
+        .iter()
+        .zip(cursors.iter())
+        .all(|(reply, &(cursor, left))| left == 0 && cursor == reply.len());
+    if !(copied && exact) {
+        out.truncate(start);
+        return Err(MergeError);
     }
     Ok(())
+}
+
+/// The offset after an array reply's `*<n>\r\n` header, and `n`; `None` for anything else
+/// (including a null array).
+fn array_header(reply: &[u8]) -> Option<(usize, u64)> {
+    let rest = reply.strip_prefix(b"*")?;
+    let digits = rest.iter().position(|&b| b == b'\r')?;
+    if rest.get(digits + 1) != Some(&b'\n') || digits == 0 || digits > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in rest.get(..digits)? {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((1 + digits + 2, n))
 }
 
 /// `DEL`, `UNLINK`, `TOUCH`, `EXISTS`: every fragment reply must be an integer; writes

@@ -247,7 +247,12 @@ pub struct RequestParser {
     name: Option<ArgRange>,
     /// The arguments framed so far.
     args: SmallVec<[ArgRange; 8]>,
+    /// Storage for the next request's key list (empty, possibly with capacity).
+    spare_keys: SmallVec<[u32; 4]>,
 }
+
+/// The most arguments (or keys) whose storage [`RequestParser::recycle`] keeps (16 KiB).
+const SPARE_MAX: usize = 1024;
 
 impl RequestParser {
     /// Parses (or continues parsing) the request at the front of `buf`; see [`parse_request`].
@@ -255,12 +260,41 @@ impl RequestParser {
         let result = match buf.first() {
             None => INCOMPLETE,
             Some(b'*') => self.multibulk(buf, max_key_len),
-            Some(_) => inline_request(buf, max_key_len),
+            Some(_) => inline_request(buf, max_key_len, &mut self.spare_keys),
         };
         if !matches!(result, RequestParse::Incomplete { .. }) {
-            *self = RequestParser::default();
+            // Ready for the next request; list storage is kept.
+            self.pos = 0;
+            self.count = 0;
+            self.name = None;
+            self.args.clear();
         }
         result
+    }
+
+    /// Takes back the argument and key lists of a request the caller is done with, so that the
+    /// next requests reuse their storage: requests of any number of arguments then allocate
+    /// nothing once the lists have grown to the widest seen.
+    pub fn recycle(&mut self, request: Request) {
+        let Request {
+            mut args, mut keys, ..
+        } = request;
+        // Only between requests: a request in progress owns `args`.
+        if self.pos == 0
+            && args.spilled()
+            && args.capacity() > self.args.capacity()
+            && args.capacity() <= SPARE_MAX
+        {
+            args.clear();
+            self.args = args;
+        }
+        if keys.spilled()
+            && keys.capacity() > self.spare_keys.capacity()
+            && keys.capacity() <= SPARE_MAX
+        {
+            keys.clear();
+            self.spare_keys = keys;
+        }
     }
 
     fn multibulk(&mut self, buf: &[u8], max_key_len: usize) -> RequestParse {
@@ -320,7 +354,8 @@ impl RequestParser {
             return INCOMPLETE;
         };
         let args = std::mem::take(&mut self.args);
-        interpret(buf, name, args, self.pos, false, max_key_len)
+        let keys = std::mem::take(&mut self.spare_keys);
+        interpret(buf, name, args, keys, self.pos, false, max_key_len)
     }
 }
 
@@ -340,7 +375,11 @@ fn line_end(buf: &[u8], from: usize, too_big: &'static [u8]) -> Result<Option<us
     }
 }
 
-fn inline_request(buf: &[u8], max_key_len: usize) -> RequestParse {
+fn inline_request(
+    buf: &[u8],
+    max_key_len: usize,
+    spare_keys: &mut SmallVec<[u32; 4]>,
+) -> RequestParse {
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX {
             return protocol_error(buf, buf.len(), protocol::TOO_BIG_INLINE);
@@ -361,7 +400,8 @@ fn inline_request(buf: &[u8], max_key_len: usize) -> RequestParse {
         return invalid(len, ReplyText::Static(b""), false);
     }
     let name = args.remove(0);
-    interpret(buf, name, args, len, true, max_key_len)
+    let keys = std::mem::take(spare_keys);
+    interpret(buf, name, args, keys, len, true, max_key_len)
 }
 
 /// Looks the command up, checks what routing needs, finds the keys.
@@ -369,10 +409,12 @@ fn interpret(
     buf: &[u8],
     name_range: ArgRange,
     args: SmallVec<[ArgRange; 8]>,
+    mut keys: SmallVec<[u32; 4]>,
     len: usize,
     inline: bool,
     max_key_len: usize,
 ) -> RequestParse {
+    keys.clear();
     let name = arg_value(buf, name_range, inline).unwrap_or_default();
     let Some(command) = Command::from_name(&name) else {
         let values = args
@@ -391,7 +433,6 @@ fn interpret(
             false,
         )
     };
-    let mut keys: SmallVec<[u32; 4]> = SmallVec::new();
     let push_range = |keys: &mut SmallVec<[u32; 4]>, from: usize, to: usize| {
         keys.extend((from..to.min(n)).filter_map(|i| u32::try_from(i).ok()));
     };

@@ -93,6 +93,13 @@ fn mget_merge_in_request_order() {
         b"*1\r\n$1\r\nv\r\n",
         b":1\r\n",
         b"*2\r\n$1\r\nv\r\n",
+        // More elements than keys, or bytes after the reply.
+        b"*3\r\n$1\r\nv\r\n$1\r\nv\r\n$1\r\nv\r\n",
+        b"*2\r\n$1\r\nv\r\n$1\r\nv\r\n+OK\r\n",
+        // A null array, a malformed header, a truncated element.
+        b"*-1\r\n",
+        b"*2x\r\n$1\r\nv\r\n$1\r\nv\r\n",
+        b"*2\r\n$1\r\nv\r\n$5\r\nv\r\n",
     ] {
         let mut out = b"x".to_vec();
         assert_eq!(

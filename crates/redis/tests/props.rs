@@ -35,7 +35,7 @@ fn request() -> impl Strategy<Value = Vec<Vec<u8>>> {
             1 => proptest::collection::vec(any::<u8>(), 0..8),
         ],
         any::<bool>(),
-        proptest::collection::vec(arg(), 0..7),
+        prop_oneof![4 => proptest::collection::vec(arg(), 0..7), 1 => proptest::collection::vec(arg(), 7..40)],
     )
         .prop_map(|(mut name, upper, args)| {
             if upper {
@@ -154,15 +154,23 @@ proptest! {
         }
     }
 
-    /// Pipelined requests are parsed one by one with the right lengths.
+    /// Pipelined requests are parsed one by one with the right lengths, by one parser that
+    /// reuses the lists of the requests given back to it exactly as a fresh parser would parse.
     #[test]
-    fn pipelines(requests in proptest::collection::vec(request(), 1..5)) {
+    fn pipelines(requests in proptest::collection::vec(request(), 1..8)) {
         let encoded: Vec<Vec<u8>> = requests.iter().map(|r| multibulk(r)).collect();
         let all = encoded.concat();
         let mut pos = 0;
+        let mut parser = RequestParser::default();
         for e in &encoded {
-            let len = match parse_request(&all[pos..], MAX_KEY) {
-                RequestParse::Request(r) => r.len,
+            let parsed = parser.parse(&all[pos..], MAX_KEY);
+            prop_assert_eq!(&parsed, &parse_request(&all[pos..], MAX_KEY));
+            let len = match parsed {
+                RequestParse::Request(r) => {
+                    let len = r.len;
+                    parser.recycle(r);
+                    len
+                }
                 RequestParse::Invalid(inv) => inv.len,
                 other => return Err(TestCaseError::fail(format!("{other:?}"))),
             };
