@@ -21,13 +21,21 @@ pub enum Plan {
 /// lists have grown to the widest request seen.
 #[derive(Default)]
 pub struct Split {
-    /// Per key, in request order: its fragment (while planning: its server).
+    /// Per key, in request order: its fragment.
     fragments: Vec<u32>,
     /// Distinct servers in order of first appearance: fragment `i` goes to `servers[i]`.
     servers: Vec<usize>,
-    /// The key indexes of one fragment, for [`Split::keys_of`].
-    keys: Vec<usize>,
+    /// Per server index: its fragment while planning, else [`NO_FRAGMENT`].
+    /// (A table, not a search of `servers`: which server a key goes to is
+    /// random, and a search per key mispredicts its branches.)
+    fragment_of_server: Vec<u32>,
+    /// The key indexes grouped by fragment, request order within each.
+    order: Vec<usize>,
+    /// Per fragment: where its keys start in `order` (then `order`'s length).
+    starts: Vec<usize>,
 }
+
+const NO_FRAGMENT: u32 = u32::MAX;
 
 thread_local! {
     static SPLIT: Cell<Split> = Cell::new(Split::default());
@@ -56,31 +64,59 @@ impl Split {
     ) -> Plan {
         self.fragments.clear();
         self.servers.clear();
+        let mut refused = false;
         for key in keys {
-            match pool.route(key.as_ref()) {
-                Some(server) => self.fragments.push(server.index as u32),
-                None => return Plan::Refused,
+            let Some(server) = pool.route(key.as_ref()) else {
+                refused = true;
+                break;
+            };
+            let index = server.index;
+            if self.fragment_of_server.len() <= index {
+                self.fragment_of_server.resize(index + 1, NO_FRAGMENT);
+            }
+            let mut fragment = self.fragment_of_server[index];
+            if fragment == NO_FRAGMENT {
+                fragment = self.servers.len() as u32;
+                self.servers.push(index);
+                self.fragment_of_server[index] = fragment;
+            }
+            self.fragments.push(fragment);
+        }
+        for &server in &self.servers {
+            self.fragment_of_server[server] = NO_FRAGMENT;
+        }
+        match self.servers.as_slice() {
+            _ if refused => Plan::Refused,
+            [] => Plan::Refused,
+            [server] => Plan::Whole(*server),
+            _ => {
+                self.group_keys();
+                Plan::Split
             }
         }
-        let Some(&first) = self.fragments.first() else {
-            return Plan::Refused;
-        };
-        if self.fragments.iter().all(|&t| t == first) {
-            return Plan::Whole(first as usize);
+    }
+
+    /// Fills `order` and `starts`: a counting sort of the keys by fragment.
+    fn group_keys(&mut self) {
+        self.starts.clear();
+        self.starts.resize(self.servers.len() + 1, 0);
+        for &fragment in &self.fragments {
+            self.starts[fragment as usize + 1] += 1;
         }
-        // Server indexes become fragment indexes, numbered in order of first appearance.
-        for target in &mut self.fragments {
-            let server = *target as usize;
-            let fragment = match self.servers.iter().position(|&s| s == server) {
-                Some(fragment) => fragment,
-                None => {
-                    self.servers.push(server);
-                    self.servers.len() - 1
-                }
-            };
-            *target = fragment as u32;
+        for i in 1..self.starts.len() {
+            self.starts[i] += self.starts[i - 1];
         }
-        Plan::Split
+        self.order.clear();
+        self.order.resize(self.fragments.len(), 0);
+        // `starts[f]` moves along as fragment f's keys are placed; afterwards
+        // it points at fragment f + 1's start, so shift the table back.
+        for (key, &fragment) in self.fragments.iter().enumerate() {
+            let at = &mut self.starts[fragment as usize];
+            self.order[*at] = key;
+            *at += 1;
+        }
+        self.starts.rotate_right(1);
+        self.starts[0] = 0;
     }
 
     /// How many fragments the request splits into.
@@ -99,15 +135,34 @@ impl Split {
     }
 
     /// The indexes of the keys that go to fragment `fragment`, in request order.
-    pub fn keys_of(&mut self, fragment: usize) -> &[usize] {
-        self.keys.clear();
-        self.keys.extend(
-            self.fragments
-                .iter()
-                .enumerate()
-                .filter(|&(_, &f)| f as usize == fragment)
-                .map(|(i, _)| i),
-        );
-        &self.keys
+    pub fn keys_of(&self, fragment: usize) -> &[usize] {
+        let from = self.starts.get(fragment).copied().unwrap_or(0);
+        let to = self.starts.get(fragment + 1).copied().unwrap_or(from);
+        self.order.get(from..to).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_grouped_by_fragment_in_request_order() {
+        let mut split = Split {
+            fragments: vec![0, 1, 1, 2, 0, 2, 2, 1],
+            servers: vec![7, 3, 5],
+            ..Split::default()
+        };
+        split.group_keys();
+        assert_eq!(split.keys_of(0), &[0, 4]);
+        assert_eq!(split.keys_of(1), &[1, 2, 7]);
+        assert_eq!(split.keys_of(2), &[3, 5, 6]);
+        assert_eq!(split.keys_of(3), &[] as &[usize]);
+        // Reused for a smaller request.
+        split.fragments = vec![1, 0];
+        split.servers = vec![2, 4];
+        split.group_keys();
+        assert_eq!(split.keys_of(0), &[1]);
+        assert_eq!(split.keys_of(1), &[0]);
     }
 }

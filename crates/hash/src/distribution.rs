@@ -74,6 +74,13 @@ pub struct Router {
     live: Vec<bool>,
     /// ketama: the sorted continuum of live servers.
     continuum: Vec<Point>,
+    /// ketama: for each of 2^k equal slices of the hash space, the first
+    /// continuum point at or past the slice's start (then the continuum's
+    /// length), so a lookup searches one slice (a point or two) instead of
+    /// the whole continuum.
+    slices: Vec<u32>,
+    /// ketama: `hash >> slice_shift` is the slice of `hash`.
+    slice_shift: u32,
     /// modula: running weight totals of the live servers, with their
     /// indexes; random: the live servers (end = position + 1).
     slots: Vec<(u64, u32)>,
@@ -91,6 +98,8 @@ impl Clone for Router {
             weights: self.weights.clone(),
             live: self.live.clone(),
             continuum: self.continuum.clone(),
+            slices: self.slices.clone(),
+            slice_shift: self.slice_shift,
             slots: self.slots.clone(),
             rng: AtomicU64::new(self.rng.load(Ordering::Relaxed) ^ random_seed()),
         }
@@ -116,6 +125,8 @@ impl Router {
             weights: servers.iter().map(|&(_, w)| w).collect(),
             live: vec![true; servers.len()],
             continuum: Vec::new(),
+            slices: Vec::new(),
+            slice_shift: 32,
             slots: Vec::new(),
             rng: AtomicU64::new(random_seed()),
         };
@@ -146,11 +157,7 @@ impl Router {
                 if self.continuum.is_empty() {
                     return None;
                 }
-                let hash = self.key_hash(key);
-                // First point with value >= hash, wrapping past the end.
-                let i = self.continuum.partition_point(|p| p.value < hash);
-                let point = self.continuum.get(i).unwrap_or(&self.continuum[0]);
-                Some(point.server as usize)
+                Some(self.ketama_server(self.key_hash(key)))
             }
             Distribution::Modula => {
                 let total = self.slots.last()?.0;
@@ -236,6 +243,7 @@ impl Router {
 
     fn rebuild(&mut self) {
         self.continuum.clear();
+        self.slices.clear();
         self.slots.clear();
         match self.distribution {
             Distribution::Ketama => self.build_continuum(),
@@ -296,6 +304,44 @@ impl Router {
         // Stable, like glibc's merge-sort qsort: equal values keep server
         // order, and the lookup takes the first of them.
         self.continuum.sort_by_key(|p| p.value);
+        self.build_slices();
+    }
+
+    /// The server of the first continuum point with value >= `hash`, wrapping
+    /// past the end (the continuum must not be empty). Every point before the
+    /// slice's first is below the slice, hence below `hash`; the next slice's
+    /// first is at or past it: the answer lies between the two.
+    fn ketama_server(&self, hash: u32) -> usize {
+        let slice = (u64::from(hash) >> self.slice_shift) as usize;
+        let from = self.slices.get(slice).map_or(0, |&i| i as usize);
+        let to = self
+            .slices
+            .get(slice + 1)
+            .map_or(self.continuum.len(), |&i| i as usize);
+        let within = self.continuum.get(from..to).unwrap_or_default();
+        let i = from + within.partition_point(|p| p.value < hash);
+        let point = self.continuum.get(i).unwrap_or(&self.continuum[0]);
+        point.server as usize
+    }
+
+    /// The slice index of the continuum: about one slice per point.
+    fn build_slices(&mut self) {
+        let slices = self.continuum.len().next_power_of_two().max(2);
+        self.slice_shift = 32 - slices.trailing_zeros();
+        let mut next = 0usize;
+        self.slices = (0..slices as u64)
+            .map(|slice| {
+                let start = slice << self.slice_shift;
+                while self
+                    .continuum
+                    .get(next)
+                    .is_some_and(|p| u64::from(p.value) < start)
+                {
+                    next += 1;
+                }
+                next as u32
+            })
+            .collect();
     }
 
     /// splitmix64.
@@ -382,6 +428,51 @@ mod tests {
             ("k12", 1),
         ] {
             assert_eq!(r.route(key.as_bytes()), Some(want), "{key}");
+        }
+    }
+
+    /// The sliced lookup finds what a search of the whole continuum finds, for
+    /// hashes at, beside and between the points, at both ends, for continuums
+    /// of many sizes (ejections included).
+    #[test]
+    fn sliced_lookup_matches_full_search() {
+        let names: Vec<String> = (0..13).map(|i| format!("10.0.0.{i}:11211")).collect();
+        for count in 1..names.len() {
+            let servers: Vec<(&str, u32)> = names[..count]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), 1 + (i as u32 % 3)))
+                .collect();
+            let mut r = router(Distribution::Ketama, &servers);
+            for ejected in [None, Some(0), Some(count / 2)] {
+                let live: Vec<bool> = (0..count).map(|i| Some(i) != ejected).collect();
+                r.set_live(&live);
+                if r.continuum.is_empty() {
+                    continue;
+                }
+                let full = |hash: u32| {
+                    let i = r.continuum.partition_point(|p| p.value < hash);
+                    r.continuum.get(i).unwrap_or(&r.continuum[0]).server as usize
+                };
+                let mut hashes = vec![0, 1, u32::MAX - 1, u32::MAX];
+                for p in &r.continuum {
+                    hashes.extend([p.value.wrapping_sub(1), p.value, p.value.wrapping_add(1)]);
+                }
+                let mut x = 0x2545_f491_u32;
+                for _ in 0..2000 {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    hashes.push(x);
+                }
+                for hash in hashes {
+                    assert_eq!(
+                        r.ketama_server(hash),
+                        full(hash),
+                        "hash {hash:#x}, {count} servers"
+                    );
+                }
+            }
         }
     }
 

@@ -35,11 +35,41 @@ pub fn write_fragment(
             continue;
         };
         for i in arg..arg + per_key {
-            if let Some(value) = request.arg(request_bytes, i) {
-                write_bulk(&value, out);
+            write_arg(request_bytes, request, i, out);
+        }
+    }
+}
+
+/// Writes argument `index` as a bulk string: for a multi-bulk request, its bytes as they came
+/// (header included: the parser accepts only canonical `$<len>` headers, so the header's length
+/// follows from the argument's); re-encoded for an inline one.
+fn write_arg(request_bytes: &[u8], request: &Request, index: usize, out: &mut Vec<u8>) {
+    if !request.inline {
+        if let Some(range) = request.args.get(index) {
+            let header = 3 + decimal_digits(range.end - range.start);
+            let raw = range
+                .start
+                .checked_sub(header)
+                .and_then(|from| request_bytes.get(from..range.end + 2));
+            if let Some(raw) = raw.filter(|raw| raw.first() == Some(&b'$')) {
+                out.extend_from_slice(raw);
+                return;
             }
         }
     }
+    if let Some(value) = request.arg(request_bytes, index) {
+        write_bulk(&value, out);
+    }
+}
+
+/// How many decimal digits `n` has.
+fn decimal_digits(mut n: usize) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
 }
 
 /// Writes the whole request as multi-bulk, the command name in lower case. For forwarding inline

@@ -7,7 +7,7 @@
 //! (`-ERR Invalid argument`, nutcracker's EINVAL). On error nothing is written to `out`.
 
 use crate::reply::{write_number_line, OK};
-use crate::response::{parse_response, ResponseKind, ResponseParse};
+use crate::response::{parse_response, reply_end, ResponseKind, ResponseParse};
 
 /// A fragment reply could not be merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,12 +54,9 @@ pub fn merge_mget(
             let reply = fragments.get(f)?;
             let (cursor, left) = cursors.get_mut(f)?;
             *left = left.checked_sub(1)?;
-            let rest = reply.get(*cursor..)?;
-            let ResponseParse::Response(element) = parse_response(rest) else {
-                return None;
-            };
-            out.extend_from_slice(rest.get(..element.len)?);
-            *cursor += element.len;
+            let end = reply_end(reply, *cursor)?;
+            out.extend_from_slice(reply.get(*cursor..end)?);
+            *cursor = end;
             Some(())
         })()
         .is_some()

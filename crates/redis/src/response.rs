@@ -144,6 +144,19 @@ pub fn parse_response(buf: &[u8]) -> ResponseParse {
     ResponseParser::default().parse(buf)
 }
 
+/// The end of the complete reply starting at `pos` of `buf`, if there is one. A scalar (the
+/// elements of an `MGET` reply) is framed directly, without a parser's state.
+pub(crate) fn reply_end(buf: &[u8], pos: usize) -> Option<usize> {
+    match element(buf, pos) {
+        Ok(Element::Scalar(end, _)) => Some(end),
+        Ok(Element::Array(..)) => match parse_response(buf.get(pos..)?) {
+            ResponseParse::Response(r) => pos.checked_add(r.len),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
 /// A resumable [`parse_response`]: after [`ResponseParse::Incomplete`] it remembers how far it
 /// got, so a reply of a million small elements arriving in many reads is scanned once.
 ///
@@ -239,8 +252,9 @@ fn element(buf: &[u8], pos: usize) -> Result<Element, ResponseParse> {
             let total = data_end.checked_add(2).ok_or(ResponseParse::Invalid)?;
             // Check whatever part of the terminator has arrived, so a wrong byte is reported at
             // once.
+            // (Byte patterns, not `starts_with`: that is a `memcmp` call per element.)
             let terminator = buf.get(data_end..buf.len().min(total)).unwrap_or_default();
-            if !b"\r\n".starts_with(terminator) {
+            if !matches!(terminator, [] | [b'\r'] | [b'\r', b'\n']) {
                 return Err(ResponseParse::Invalid);
             }
             if buf.len() < total {

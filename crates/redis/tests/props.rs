@@ -235,6 +235,15 @@ proptest! {
         };
         prop_assert_eq!(f.command, r.command);
         prop_assert_eq!(f.len, fragment.len());
+        // Byte for byte what nutcracker sends: lower-case name, then the chosen keys (and values).
+        let mut expected = vec![if mset { b"mset".to_vec() } else { b"mget".to_vec() }];
+        for &c in &chosen {
+            expected.push(keys[c].clone());
+            if mset {
+                expected.push(b"value".to_vec());
+            }
+        }
+        prop_assert_eq!(&fragment, &multibulk(&expected));
         for (i, &c) in chosen.iter().enumerate() {
             let key = f.key(&fragment, i).unwrap();
             prop_assert_eq!(key.as_ref(), keys[c].as_slice());
