@@ -343,25 +343,31 @@ impl Line<'_> {
 
     /// `get`/`gets <key>+`, `gat`/`gats <exptime> <key>+`.
     fn retrieval(&self, spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
-        if tokens(self.buf, self.args_start, self.args_end).any(|(s, e)| e - s > MAX_LINE_LEN) {
-            // Closes whether or not the line is complete (see MAX_RETRIEVAL_LINE_LEN).
-            return invalid(self.line_len, reply::BAD_COMMAND_LINE, true);
-        }
+        // A token longer than a line closes whatever else is wrong, whether or not the line is
+        // complete (see MAX_RETRIEVAL_LINE_LEN); the one scan below finds it among the keys.
+        let huge = |(start, end): (usize, usize)| end - start > MAX_LINE_LEN;
+        let close = || invalid(self.line_len, reply::BAD_COMMAND_LINE, true);
         let mut tokens = tokens(self.buf, self.args_start, self.args_end);
+        let mut exptime_error = None;
         if self.command.is_touching_retrieval() {
             let Some(exptime) = tokens.next() else {
                 // memcached: fewer than 3 tokens → ERROR.
                 return invalid(self.line_len, reply::ERROR, false);
             };
+            if huge(exptime) {
+                return close();
+            }
             if parse_i64(self.bytes(exptime)).is_none() {
-                return invalid(self.line_len, reply::INVALID_EXPTIME, false);
+                exptime_error = Some(invalid(self.line_len, reply::INVALID_EXPTIME, false));
             }
         }
         let mut keys = std::mem::take(spare);
         keys.clear();
         let mut too_long = false;
         let mut key_count = 0;
+        let mut closes = false;
         for (start, end) in tokens {
+            closes |= huge((start, end));
             too_long |= end - start > MAX_KEY_LEN;
             key_count += 1;
             match KeyRange::new(start, end) {
@@ -369,6 +375,14 @@ impl Line<'_> {
                 Some(_) => {}
                 None => return close_silently(self.buf),
             }
+        }
+        if closes || exptime_error.is_some() {
+            keys.clear();
+            *spare = keys;
+            return match exptime_error {
+                Some(error) if !closes => error,
+                _ => close(),
+            };
         }
         if too_long || key_count == 0 {
             // Rejected: the list goes back for the next retrieval.

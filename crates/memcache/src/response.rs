@@ -124,19 +124,21 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
     let Some(fields) = line.strip_prefix(b"VALUE ") else {
         return Block::Invalid;
     };
-    let mut tokens = fields.split(|&b| b == b' ').filter(|t| !t.is_empty());
-    let (Some(key), Some(flags), Some(bytes)) = (tokens.next(), tokens.next(), tokens.next())
-    else {
+    // Hand-rolled tokens and numbers: this runs for every value of every
+    // multi-get, twice (framing, then merging).
+    let mut at = 0;
+    let (Some(key), Some(flags), Some(bytes)) = (
+        next_token(fields, &mut at),
+        next_token(fields, &mut at),
+        next_token(fields, &mut at),
+    ) else {
         return Block::Invalid;
     };
-    let cas = tokens.next();
-    if tokens.next().is_some() || !is_digits(flags) || !cas.is_none_or(is_digits) {
+    let cas = next_token(fields, &mut at);
+    if next_token(fields, &mut at).is_some() || !is_digits(flags) || !cas.is_none_or(is_digits) {
         return Block::Invalid;
     }
-    let Some(bytes) = (is_digits(bytes))
-        .then(|| std::str::from_utf8(bytes).ok()?.parse::<usize>().ok())
-        .flatten()
-    else {
+    let Some(bytes) = parse_digits(bytes) else {
         return Block::Invalid;
     };
     let Some(data_end) = (cr + 2).checked_add(bytes) else {
@@ -148,10 +150,35 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
     if buf.len() < block_end {
         return Block::Incomplete(Some(block_end));
     }
-    if buf.get(data_end..block_end) != Some(b"\r\n") {
+    if !matches!(buf.get(data_end..block_end), Some([b'\r', b'\n'])) {
         return Block::Invalid;
     }
     Block::Complete(ValueHeader { key, block_end })
+}
+
+/// The next space-separated token of `line` from `*at` (runs of spaces are one separator).
+fn next_token<'a>(line: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let rest = line.get(*at..)?;
+    let start = rest.iter().position(|&b| b != b' ')?;
+    let len = rest[start..]
+        .iter()
+        .position(|&b| b == b' ')
+        .unwrap_or(rest.len() - start);
+    *at += start + len;
+    rest.get(start..start + len)
+}
+
+/// A non-empty run of ASCII digits as a number; `None` on anything else or overflow.
+fn parse_digits(token: &[u8]) -> Option<usize> {
+    if token.is_empty() {
+        return None;
+    }
+    token.iter().try_fold(0usize, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+    })
 }
 
 /// `line` is `word` alone or `word` followed by a space and free text.
