@@ -209,6 +209,22 @@ pub fn uname() -> Option<(String, String, String)> {
     ))
 }
 
+/// Fixes glibc's thresholds for serving allocations with `mmap` and for
+/// trimming the top of the heap at their defaults (128 KiB). Left dynamic,
+/// glibc raises both each time a big `mmap`ed block is freed (a burst that
+/// grew a server connection's buffer to megabytes, say), up to 32 MiB and
+/// 64 MiB: the heap of a worker thread then keeps that much free memory at
+/// its top, resident, whatever [`trim_heap`] does (it cannot trim the top of a
+/// thread's heap). Call once, before the workers start.
+pub fn fix_malloc_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets glibc's allocator parameters; setting the
+    // mmap threshold also turns off their dynamic adjustment.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Returns the heap's free pages to the system. glibc keeps freed memory
 /// for reuse, so without this the sessions of clients that went idle would
 /// keep the process's RSS at its peak.

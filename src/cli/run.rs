@@ -134,6 +134,7 @@ fn serve(opts: Options) -> u8 {
         to_stderr(&format!("{e}\n"));
         return 1;
     }
+    daemon::fix_malloc_thresholds();
     // Daemonize while the process still has a single thread.
     if opts.daemonize {
         if let Err(e) = daemon::daemonize() {

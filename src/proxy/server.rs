@@ -267,6 +267,11 @@ impl ServerRuntime {
 
 /// Read buffer growth step and the size kept between bursts.
 const READ_CHUNK: usize = 16 * 1024;
+/// The biggest output buffer a server connection keeps once it is empty.
+const OUT_KEEP: usize = 256 * 1024;
+/// The most requests whose room a server connection keeps in its FIFO once
+/// every reply is in (a burst of thousands of clients grows it).
+const FIFO_KEEP: usize = 4096;
 
 /// The task behind one server connection: connect, then write / read / time out
 /// until the connection fails or the server closes it.
@@ -364,6 +369,12 @@ async fn serve(
             }
             if written == st.out.len() {
                 st.out.clear();
+                // A burst (thousands of clients storing big values at once)
+                // can grow the buffer to megabytes: let that go once it is
+                // all on the wire.
+                if st.out.capacity() > OUT_KEEP {
+                    st.out = Vec::new();
+                }
                 // Everything queued is on the wire: from the in-queue to the out-queue.
                 if st.unwritten.requests > 0 {
                     let (all, replied) = (st.unwritten, st.unwritten_replied);
@@ -470,6 +481,10 @@ async fn serve(
                     input.clear();
                     if input.capacity() > 4 * READ_CHUNK {
                         input = Vec::new();
+                    }
+                    let mut st = conn.state.borrow_mut();
+                    if st.fifo.is_empty() && st.fifo.capacity() > FIFO_KEEP {
+                        st.fifo = VecDeque::new();
                     }
                 } else if start > 0 {
                     input.drain(..start);
