@@ -12,7 +12,7 @@ use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::WHOLE;
 use super::session::{Dispatched, Stop};
-use super::split::{self, Plan, Split};
+use super::split::{self, Split};
 
 /// The routing key of keyless commands (`version`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -126,19 +126,11 @@ fn forward_fragments(
     split: &mut Split,
 ) {
     let command = request.command as u16;
-    match split.plan(pool, request.keys.iter().map(|k| &bytes[k.range()])) {
-        Plan::Refused => {
-            client.refuse(command);
-            return;
-        }
-        Plan::Whole(server) => {
-            let conn = pool.servers[server].connection(pool);
-            let seq = client.reserve(command);
-            let pending = pool.pending(client, seq, WHOLE);
-            conn.enqueue(bytes, Some(pending));
-            return;
-        }
-        Plan::Split => {}
+    let keys = request.keys.iter().map(|k| &bytes[k.range()]);
+    if !split.route(client, pool, command, keys, |conn, pending| {
+        conn.enqueue(bytes, Some(pending))
+    }) {
+        return;
     }
     let mut merge = Merge::new(MergeKind::MemcacheValues, split.fragment_count());
     for (key, &fragment) in request.keys.iter().zip(split.fragments()) {
@@ -147,14 +139,9 @@ fn forward_fragments(
     let seq = client.reserve_merge(merge, command);
     FRAGMENT.with(|sub| {
         let mut sub = sub.borrow_mut();
-        for fragment in 0..split.fragment_count() {
-            let server = split.server(fragment);
-            sub.clear();
-            rustcracker_memcache::write_fragment(bytes, request, split.keys_of(fragment), &mut sub);
-            let conn = pool.servers[server].connection(pool);
-            let pending = pool.pending(client, seq, fragment as u32);
-            conn.enqueue(&sub, Some(pending));
-        }
+        split.send_fragments(client, pool, seq, &mut sub, |keys, out| {
+            rustcracker_memcache::write_fragment(bytes, request, keys, out);
+        });
         if sub.capacity() > 64 * 1024 {
             *sub = Vec::new();
         }

@@ -12,7 +12,7 @@ use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::{Pending, ServerConnection, WHOLE};
 use super::session::{Dispatched, Stop};
-use super::split::{self, Plan};
+use super::split;
 
 /// The routing key of keyless commands (`COMMAND`, `LOLWUT`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -178,19 +178,10 @@ fn forward_split(
     split::with_split(|split| {
         let command = request.command as u16;
         let keys = (0..request.keys.len()).map(|i| request.key(bytes, i).unwrap_or_default());
-        match split.plan(pool, keys) {
-            Plan::Refused => {
-                client.refuse(command);
-                return;
-            }
-            Plan::Whole(server) => {
-                let conn = pool.servers[server].connection(pool);
-                let seq = client.reserve(command);
-                let pending = pool.pending(client, seq, WHOLE);
-                send(&conn, bytes, request, pending, &mut session.scratch);
-                return;
-            }
-            Plan::Split => {}
+        if !split.route(client, pool, command, keys, |conn, pending| {
+            send(conn, bytes, request, pending, &mut session.scratch)
+        }) {
+            return;
         }
         let merge_kind = match kind {
             Fragmentation::Mget => MergeKind::RedisMget,
@@ -202,15 +193,9 @@ fn forward_split(
             merge.push_key(&[], fragment);
         }
         let seq = client.reserve_merge(merge, command);
-        for fragment in 0..split.fragment_count() {
-            let server = split.server(fragment);
-            session.scratch.clear();
-            let keys = split.keys_of(fragment);
-            rustcracker_redis::write_fragment(bytes, request, keys, &mut session.scratch);
-            let conn = pool.servers[server].connection(pool);
-            let pending = pool.pending(client, seq, fragment as u32);
-            conn.enqueue(&session.scratch, Some(pending));
-        }
+        split.send_fragments(client, pool, seq, &mut session.scratch, |keys, out| {
+            rustcracker_redis::write_fragment(bytes, request, keys, out);
+        });
     });
 }
 

@@ -2,11 +2,14 @@
 //! MSET …): which server each key goes to, and the fragments to send.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
+use super::client::Client;
 use super::pool::PoolRuntime;
+use super::server::{Pending, ServerConnection, WHOLE};
 
 /// Where the keys of one request go.
-pub enum Plan {
+enum Plan {
     /// Some key has no live server: the request fails with ECONNREFUSED.
     Refused,
     /// Every key lives on this server: the request goes whole (the reply is
@@ -57,11 +60,7 @@ pub fn with_split<R>(f: impl FnOnce(&mut Split) -> R) -> R {
 
 impl Split {
     /// Routes every key.
-    pub fn plan<K: AsRef<[u8]>>(
-        &mut self,
-        pool: &PoolRuntime,
-        keys: impl Iterator<Item = K>,
-    ) -> Plan {
+    fn plan<K: AsRef<[u8]>>(&mut self, pool: &PoolRuntime, keys: impl Iterator<Item = K>) -> Plan {
         self.fragments.clear();
         self.servers.clear();
         let mut refused = false;
@@ -119,6 +118,31 @@ impl Split {
         self.starts[0] = 0;
     }
 
+    /// Routes the keys of request `command` of `client`. When they need no
+    /// split, the request is dealt with here: refused (some key has no live
+    /// server), or queued whole on the one server of all its keys through
+    /// `send_whole` (the reply is the same as a merged one). Returns whether
+    /// the request is to be split (fragments in `self`).
+    pub fn route<K: AsRef<[u8]>>(
+        &mut self,
+        client: &Rc<Client>,
+        pool: &Rc<PoolRuntime>,
+        command: u16,
+        keys: impl Iterator<Item = K>,
+        send_whole: impl FnOnce(&ServerConnection, Pending),
+    ) -> bool {
+        match self.plan(pool, keys) {
+            Plan::Refused => client.refuse(command),
+            Plan::Whole(server) => {
+                let conn = pool.servers[server].connection(pool);
+                let seq = client.reserve(command);
+                send_whole(&conn, pool.pending(client, seq, WHOLE));
+            }
+            Plan::Split => return true,
+        }
+        false
+    }
+
     /// How many fragments the request splits into.
     pub fn fragment_count(&self) -> usize {
         self.servers.len()
@@ -132,6 +156,26 @@ impl Split {
     /// Per key, in request order: its fragment.
     pub fn fragments(&self) -> &[u32] {
         &self.fragments
+    }
+
+    /// Queues the sub-request of every fragment on its server, as entries
+    /// `0..` of the split request `seq` of `client`: `write` builds a
+    /// fragment's request from its key indexes into `buf` (cleared first).
+    pub fn send_fragments(
+        &self,
+        client: &Rc<Client>,
+        pool: &Rc<PoolRuntime>,
+        seq: u64,
+        buf: &mut Vec<u8>,
+        mut write: impl FnMut(&[usize], &mut Vec<u8>),
+    ) {
+        for fragment in 0..self.fragment_count() {
+            buf.clear();
+            write(self.keys_of(fragment), buf);
+            let conn = pool.servers[self.server(fragment)].connection(pool);
+            let pending = pool.pending(client, seq, fragment as u32);
+            conn.enqueue(buf, Some(pending));
+        }
     }
 
     /// The indexes of the keys that go to fragment `fragment`, in request order.
