@@ -7,7 +7,7 @@
 //! (`-ERR Invalid argument`, nutcracker's EINVAL). On error nothing is written to `out`.
 
 use crate::reply::{write_number_line, OK};
-use crate::response::{parse_response, reply_end, ResponseKind, ResponseParse};
+use crate::response::{array_header, parse_response, reply_end, ResponseKind, ResponseParse};
 
 /// A fragment reply could not be merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -70,24 +70,6 @@ pub fn merge_mget(
         return Err(MergeError);
     }
     Ok(())
-}
-
-/// The offset after an array reply's `*<n>\r\n` header, and `n`; `None` for anything else
-/// (including a null array).
-fn array_header(reply: &[u8]) -> Option<(usize, u64)> {
-    let rest = reply.strip_prefix(b"*")?;
-    let digits = rest.iter().position(|&b| b == b'\r')?;
-    if rest.get(digits + 1) != Some(&b'\n') || digits == 0 || digits > 19 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in rest.get(..digits)? {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some((1 + digits + 2, n))
 }
 
 /// `DEL`, `UNLINK`, `TOUCH`, `EXISTS`: every fragment reply must be an integer; writes

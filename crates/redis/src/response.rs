@@ -157,6 +157,15 @@ pub(crate) fn reply_end(buf: &[u8], pos: usize) -> Option<usize> {
     }
 }
 
+/// The offset after the array header at the start of `reply`, and its element count; `None`
+/// for anything else (a null array included). Read as [`parse_response`] reads it.
+pub(crate) fn array_header(reply: &[u8]) -> Option<(usize, u64)> {
+    match element(reply, 0) {
+        Ok(Element::Array(end, n)) => Some((end, n)),
+        _ => None,
+    }
+}
+
 /// A resumable [`parse_response`]: after [`ResponseParse::Incomplete`] it remembers how far it
 /// got, so a reply of a million small elements arriving in many reads is scanned once.
 ///
