@@ -12,7 +12,7 @@ use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
 use super::server::WHOLE;
 use super::session::{Dispatched, Stop};
-use super::split::{self, Split};
+use super::split;
 
 /// The routing key of keyless commands (`version`), as in nutcracker.
 const PLACEHOLDER: &[u8] = b"placeholder";
@@ -114,37 +114,27 @@ fn forward(
 /// order; sent whole when every key lives on one server (the reply is the same).
 fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], request: &Request) {
     split::with_split(|split| {
-        forward_fragments(client, pool, bytes, request, split);
-    });
-}
-
-fn forward_fragments(
-    client: &Rc<Client>,
-    pool: &Rc<PoolRuntime>,
-    bytes: &[u8],
-    request: &Request,
-    split: &mut Split,
-) {
-    let command = request.command as u16;
-    let keys = request.keys.iter().map(|k| &bytes[k.range()]);
-    if !split.route(client, pool, command, keys, |conn, pending| {
-        conn.enqueue(bytes, Some(pending))
-    }) {
-        return;
-    }
-    let mut merge = Merge::new(MergeKind::MemcacheValues, split.fragment_count());
-    for (key, &fragment) in request.keys.iter().zip(split.fragments()) {
-        merge.push_key(&bytes[key.range()], fragment);
-    }
-    let seq = client.reserve_merge(merge, command);
-    FRAGMENT.with(|sub| {
-        let mut sub = sub.borrow_mut();
-        split.send_fragments(client, pool, seq, &mut sub, |keys, out| {
-            rustcracker_memcache::write_fragment(bytes, request, keys, out);
-        });
-        if sub.capacity() > 64 * 1024 {
-            *sub = Vec::new();
+        let command = request.command as u16;
+        let keys = request.keys.iter().map(|k| &bytes[k.range()]);
+        if !split.route(client, pool, command, keys, |conn, pending| {
+            conn.enqueue(bytes, Some(pending))
+        }) {
+            return;
         }
+        let mut merge = Merge::new(MergeKind::MemcacheValues, split.fragment_count());
+        for (key, &fragment) in request.keys.iter().zip(split.fragments()) {
+            merge.push_key(&bytes[key.range()], fragment);
+        }
+        let seq = client.reserve_merge(merge, command);
+        FRAGMENT.with(|sub| {
+            let mut sub = sub.borrow_mut();
+            split.send_fragments(client, pool, seq, &mut sub, |keys, out| {
+                rustcracker_memcache::write_fragment(bytes, request, keys, out);
+            });
+            if sub.capacity() > 64 * 1024 {
+                *sub = Vec::new();
+            }
+        });
     });
 }
 
