@@ -432,6 +432,7 @@ impl Setup {
                 stats_addr: "127.0.0.1".to_string(),
                 stats_port: common::free_port(),
                 stats_interval_ms: 30_000,
+                coalesce: Duration::from_micros(rustcracker::proxy::DEFAULT_COALESCE_US),
             },
         )
         .expect("proxy starts");

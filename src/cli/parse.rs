@@ -24,6 +24,10 @@ pub const MBUF_MAX_SIZE: usize = 16_777_216;
 pub const DEFAULT_THREADS: usize = 1;
 /// Largest accepted `--threads`.
 pub const MAX_THREADS: usize = 1024;
+/// Default `--coalesce`, in microseconds.
+pub const DEFAULT_COALESCE_US: u64 = crate::proxy::DEFAULT_COALESCE_US;
+/// Largest accepted `--coalesce`, in microseconds.
+pub const MAX_COALESCE_US: u64 = 1000;
 
 /// Everything the command line sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct Options {
     pub mbuf_size: usize,
     /// `--threads`.
     pub threads: usize,
+    /// `--coalesce`, microseconds.
+    pub coalesce_us: u64,
     /// `--route`: print key placement and exit.
     pub route: bool,
     /// `--pool`: limit `--route` to this pool.
@@ -82,6 +88,7 @@ impl Default for Options {
             pid_file: None,
             mbuf_size: DEFAULT_MBUF_SIZE,
             threads: DEFAULT_THREADS,
+            coalesce_us: DEFAULT_COALESCE_US,
             route: false,
             pool: None,
             args: Vec::new(),
@@ -129,6 +136,9 @@ pub enum CliError {
     /// `--threads` missing or not a number in 1..=1024.
     #[error("option --threads requires a number between 1 and {MAX_THREADS}")]
     Threads,
+    /// `--coalesce` missing or not a number in 0..=1000.
+    #[error("option --coalesce requires a number of microseconds between 0 and {MAX_COALESCE_US}")]
+    Coalesce,
     /// `--pool` without its argument.
     #[error("option --pool requires a string")]
     Pool,
@@ -140,6 +150,7 @@ enum Opt {
     /// One of nutcracker's, by its short letter.
     Short(u8),
     Threads,
+    Coalesce,
     Route,
     Pool,
 }
@@ -165,6 +176,7 @@ const NUTCRACKER_LONG: &[(&str, bool, u8)] = &[
 /// every abbreviation nutcracker accepts keeps its meaning.
 const OUR_LONG: &[(&str, bool, Opt)] = &[
     ("threads", true, Opt::Threads),
+    ("coalesce", true, Opt::Coalesce),
     ("route", false, Opt::Route),
     ("pool", true, Opt::Pool),
 ];
@@ -276,6 +288,7 @@ fn missing_argument(opt: Opt) -> CliError {
         Opt::Short(b'a') => CliError::RequiresString('a'),
         Opt::Short(c) => CliError::RequiresNumber(char::from(c)),
         Opt::Threads => CliError::Threads,
+        Opt::Coalesce => CliError::Coalesce,
         Opt::Pool => CliError::Pool,
         Opt::Route => CliError::UnexpectedArgument("route"),
     }
@@ -345,6 +358,12 @@ fn apply(opts: &mut Options, opt: Opt, value: Option<Vec<u8>>) -> Result<(), Cli
             opts.threads = v
                 .filter(|v| (1..=MAX_THREADS).contains(v))
                 .ok_or(CliError::Threads)?;
+        }
+        Opt::Coalesce => {
+            opts.coalesce_us = atoi(&value)
+                .map(u64::from)
+                .filter(|v| *v <= MAX_COALESCE_US)
+                .ok_or(CliError::Coalesce)?;
         }
         Opt::Route => opts.route = true,
         Opt::Pool => opts.pool = Some(String::from_utf8_lossy(&value).into_owned()),
@@ -419,6 +438,15 @@ mod tests {
         assert!(p(&["--t"]).unwrap().test_conf);
         assert_eq!(p(&["--po", "a"]).unwrap().pool.as_deref(), Some("a"));
         assert_eq!(p(&["--th=4"]).unwrap().threads, 4);
+        assert_eq!(p(&[]).unwrap().coalesce_us, DEFAULT_COALESCE_US);
+        assert_eq!(p(&["--coalesce=0"]).unwrap().coalesce_us, 0);
+        assert_eq!(p(&["--coalesce", "1000"]).unwrap().coalesce_us, 1000);
+        assert_eq!(p(&["--coa=20"]).unwrap().coalesce_us, 20);
+        // nutcracker's options keep their abbreviations.
+        assert_eq!(p(&["--co=x"]).unwrap().conf_file, PathBuf::from("x"));
+        assert_eq!(p(&["--coalesce=1001"]), Err(CliError::Coalesce));
+        assert_eq!(p(&["--coalesce=-1"]), Err(CliError::Coalesce));
+        assert_eq!(p(&["--coalesce"]), Err(CliError::Coalesce));
         assert_eq!(p(&["--stats-p", "5"]).unwrap().stats_port, 5);
     }
 

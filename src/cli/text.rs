@@ -1,8 +1,8 @@
 //! Texts the CLI prints: the version block and the usage.
 
 use super::parse::{
-    DEFAULT_CONF_FILE, DEFAULT_LOG_LEVEL, DEFAULT_MBUF_SIZE, DEFAULT_STATS_ADDR,
-    DEFAULT_STATS_INTERVAL_MS, DEFAULT_STATS_PORT, DEFAULT_THREADS,
+    DEFAULT_COALESCE_US, DEFAULT_CONF_FILE, DEFAULT_LOG_LEVEL, DEFAULT_MBUF_SIZE,
+    DEFAULT_STATS_ADDR, DEFAULT_STATS_INTERVAL_MS, DEFAULT_STATS_PORT, DEFAULT_THREADS,
 };
 use crate::logging::{LOG_EMERG, LOG_PVERB};
 
@@ -33,7 +33,7 @@ pub fn usage() -> String {
         "Usage: rustcracker [-?hVdDt] [-v verbosity level] [-o output file]
                    [-c conf file] [-s stats port] [-a stats addr]
                    [-i stats interval] [-p pid file] [-m mbuf size]
-                   [--threads=N] [--route [KEY...]] [--pool=S]
+                   [--threads=N] [--coalesce=N] [--route [KEY...]] [--pool=S]
 
 Options:
   -h, --help             : this help
@@ -50,6 +50,8 @@ Options:
   -p, --pid-file=S       : set pid file (default: off)
   -m, --mbuf-size=N      : set size of mbuf chunk in bytes (default: {DEFAULT_MBUF_SIZE} bytes)
       --threads=N        : set number of worker threads (default: {DEFAULT_THREADS})
+      --coalesce=N       : under load, let events gather for up to N usec per
+                           wake-up of a worker (default: {DEFAULT_COALESCE_US}, 0: off)
       --route [KEY...]   : print the server each key maps to and exit
                            (keys from the arguments, else one per line from stdin)
       --pool=S           : limit --route to one pool

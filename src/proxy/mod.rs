@@ -10,6 +10,7 @@
 
 mod client;
 mod clock;
+mod coalesce;
 mod errno;
 mod listener;
 mod memcache;
@@ -38,6 +39,7 @@ use rustcracker_config::{Config, Pool};
 
 use crate::stats::{Registry, WorkerStats};
 
+pub use coalesce::DEFAULT_WINDOW_US as DEFAULT_COALESCE_US;
 pub use errno::Failure;
 pub use listener::ListenError;
 
@@ -62,6 +64,8 @@ pub struct ProxyOptions {
     pub stats_port: u16,
     /// `-i`: stats aggregation interval in milliseconds.
     pub stats_interval_ms: u64,
+    /// `--coalesce`: how long a busy worker lets events gather (zero: never).
+    pub coalesce: Duration,
 }
 
 /// Why the proxy could not start.
@@ -165,6 +169,8 @@ struct Worker {
     listeners: Vec<BoundListener>,
     shutdown: watch::Receiver<bool>,
     mbuf_size: usize,
+    /// `--coalesce`.
+    coalesce_window: Duration,
     stats: Arc<WorkerStats>,
 }
 
@@ -200,6 +206,7 @@ impl Proxy {
             .collect();
         let (shutdown, watcher) = watch::channel(false);
         let mbuf_size = options.mbuf_size;
+        let coalesce_window = options.coalesce;
         let mut workers = Vec::with_capacity(threads);
         for (index, bound) in listeners.into_iter().enumerate() {
             let pools = pools.clone();
@@ -216,6 +223,7 @@ impl Proxy {
                         listeners: bound,
                         shutdown: watcher,
                         mbuf_size,
+                        coalesce_window,
                         stats,
                     };
                     worker_main(worker, ready_tx)
@@ -265,18 +273,19 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
         listeners,
         shutdown,
         mbuf_size,
+        coalesce_window,
         stats,
     } = worker;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build_local(Default::default())
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    let runtime =
+        match coalesce::install(&mut builder, coalesce_window).build_local(Default::default()) {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
     runtime.block_on(async move {
         let mut runtimes = Vec::with_capacity(pools.len());
         let mut attached = Vec::with_capacity(pools.len());
