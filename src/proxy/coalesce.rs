@@ -14,9 +14,12 @@
 //! While coalescing, each time the runtime is about to wait for events, it
 //! first sleeps for one *window* if events arrive back to back (the last
 //! wait ended within one window). It stops coalescing when sleeping no
-//! longer pays: when the rounds after its sleeps serve fewer than 8 events
-//! (requests sent to servers and replies read) on average (a moving
-//! average over about 8 sleeps). So:
+//! longer pays: when, over a 10 ms period, the rounds after its sleeps
+//! served fewer than 8 events (requests sent to servers and replies read)
+//! on average. (A shorter horizon ends it too early: a closed loop of
+//! clients takes a few dozen sleeps to fall into step with them.) After a
+//! period that did not pay it waits 1, 2, 4 … up to 64 periods before it
+//! tries again. So:
 //! - A worker with spare time never sleeps: a request that finds it idle, or
 //!   a handful of clients each waiting for its reply, are served at once.
 //!   (Sleeping there only adds latency: a client with one request in flight
@@ -47,10 +50,10 @@ pub const DEFAULT_WINDOW_US: u64 = 50;
 const PERIOD: Duration = Duration::from_millis(10);
 /// Busy share of a period from which a worker starts coalescing.
 const START_LOAD: f64 = 0.6;
-/// Events a round after a sleep must serve, on average, for sleeping to go on.
-const PAYING_EVENTS: f64 = 8.0;
-/// Weight of the latest round in that average.
-const AVERAGE_WEIGHT: f64 = 1.0 / 8.0;
+/// Events a round after a sleep must serve, on average over a period, for sleeping to go on.
+const PAYING_EVENTS: u64 = 8;
+/// The most periods a worker waits before trying again after sleeps that did not pay.
+const MAX_COOLDOWN: u32 = 64;
 
 /// Whether to sleep before each wait for events.
 #[derive(Debug, Clone)]
@@ -66,13 +69,19 @@ pub struct Coalescer {
     back_to_back: bool,
     /// The last wait followed a sleep.
     slept: bool,
-    /// Sleeping before waits (the worker is loaded and sleeping pays).
+    /// Sleeping before waits (the worker was loaded and sleeping pays).
     coalescing: bool,
-    /// Moving average of the events served in a round after a sleep.
-    paid: f64,
-    /// The current load period: when it began and how long the worker was busy in it.
+    /// The current period: when it began, how long the worker was busy in
+    /// it (while not coalescing), its sleeps and the events served in the
+    /// rounds after them.
     period_began: Option<Instant>,
     period_busy: Duration,
+    period_sleeps: u64,
+    period_paid: u64,
+    /// Periods left before coalescing may start again, and the wait after
+    /// the next period that does not pay.
+    cooldown: u32,
+    next_cooldown: u32,
 }
 
 impl Coalescer {
@@ -86,9 +95,12 @@ impl Coalescer {
             back_to_back: false,
             slept: false,
             coalescing: false,
-            paid: 0.0,
             period_began: None,
             period_busy: Duration::ZERO,
+            period_sleeps: 0,
+            period_paid: 0,
+            cooldown: 0,
+            next_cooldown: 1,
         }
     }
 
@@ -98,34 +110,42 @@ impl Coalescer {
         if self.window.is_zero() {
             return None;
         }
-        if self.coalescing {
-            if self.slept {
-                let served = events.wrapping_sub(self.round_events) as f64;
-                self.paid += (served - self.paid) * AVERAGE_WEIGHT;
-                if self.paid < PAYING_EVENTS {
-                    self.coalescing = false;
-                    self.period_began = None;
-                }
-            }
-        } else {
+        if self.slept {
+            self.period_paid += events.wrapping_sub(self.round_events);
+        }
+        if !self.coalescing {
             if let Some(began) = self.round_began {
                 self.period_busy += now.saturating_duration_since(began);
             }
-            let period_began = *self.period_began.get_or_insert(now);
-            let elapsed = now.saturating_duration_since(period_began);
-            if elapsed >= PERIOD {
-                let load = self.period_busy.as_secs_f64() / elapsed.as_secs_f64();
-                if load >= START_LOAD {
-                    self.coalescing = true;
-                    // A fresh start: a few sleeps that do not pay end it.
-                    self.paid = 2.0 * PAYING_EVENTS;
+        }
+        let period_began = *self.period_began.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(period_began);
+        if elapsed >= PERIOD {
+            if self.coalescing {
+                // No sleeps at all (events came apart): nothing to judge.
+                if self.period_sleeps > 0 {
+                    if self.period_paid < PAYING_EVENTS * self.period_sleeps {
+                        self.coalescing = false;
+                        self.cooldown = self.next_cooldown;
+                        self.next_cooldown = (self.next_cooldown * 2).min(MAX_COOLDOWN);
+                    } else {
+                        self.next_cooldown = 1;
+                    }
                 }
-                self.period_began = Some(now);
-                self.period_busy = Duration::ZERO;
+            } else if self.cooldown > 0 {
+                self.cooldown -= 1;
+            } else {
+                let load = self.period_busy.as_secs_f64() / elapsed.as_secs_f64();
+                self.coalescing = load >= START_LOAD;
             }
+            self.period_began = Some(now);
+            self.period_busy = Duration::ZERO;
+            self.period_sleeps = 0;
+            self.period_paid = 0;
         }
         let nap = (self.coalescing && self.back_to_back).then_some(self.window);
         self.slept = nap.is_some();
+        self.period_sleeps += u64::from(self.slept);
         self.wait_began = Some(now + nap.unwrap_or_default());
         nap
     }
@@ -249,12 +269,18 @@ mod tests {
     fn sleeping_stops_where_it_does_not_pay() {
         let mut l = Loop::new();
         l.run(1000, 45, 20, 5);
-        // Busy and back to back, but rounds serve two events: it stops
-        // within a few dozen sleeps …
-        let naps = l.run(1000, 45, 2, 5);
-        assert!(naps > 0 && naps < 50, "{naps} sleeps");
-        // … and starts again once sleeping pays and the worker is loaded.
-        assert!(l.run(1000, 45, 20, 5) > 900);
+        // Busy and back to back, but rounds serve two events: it stops at
+        // the end of a period (10 ms: 100 rounds of 45 + 50 + 5 µs), and
+        // tries again ever more rarely (the periods in between are 200
+        // rounds of 45 + 5 µs): 7 tries up to the longest wait, then one per
+        // 65 periods.
+        let naps = l.run(100_000, 45, 2, 5);
+        assert!(
+            naps > 0 && naps <= 100 * (7 + 100_000 / (65 * 200) + 1),
+            "{naps} sleeps"
+        );
+        // It starts again once the worker is loaded and sleeping pays.
+        assert!(l.run(100_000, 45, 20, 5) > 85_000);
     }
 
     #[test]
