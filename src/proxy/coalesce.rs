@@ -2,7 +2,7 @@
 //! before it looks for them, as a network card moderates its interrupts.
 //!
 //! Why: without it, a worker that keeps up with its clients wakes for every
-//! event or two. Each wake-up costs a `epoll_wait`, a sleep and a cross-CPU
+//! event or two. Each wake-up costs an `epoll_wait`, a sleep and a cross-CPU
 //! wake-up (paid by the process that sent the event), and the requests read
 //! in it leave for their server in a write of their own, which wakes the
 //! server for one or two requests as well. Measured on memcache at pipeline 1
