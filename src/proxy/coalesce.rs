@@ -166,9 +166,9 @@ thread_local! {
     static EVENTS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Counts `n` events (requests queued to a server, replies read) of this worker.
-pub fn count_events(n: u64) {
-    EVENTS.with(|c| c.set(c.get().wrapping_add(n)));
+/// Counts one event of this worker: a request queued to a server, or a reply read.
+pub fn count_event() {
+    EVENTS.with(|c| c.set(c.get().wrapping_add(1)));
 }
 
 /// Sets up coalescing with `window` on a current-thread runtime that will
@@ -225,6 +225,13 @@ mod tests {
             }
         }
 
+        /// A worker that has been 90% busy for 50 ms, every round serving 20 events: coalescing.
+        fn loaded() -> Loop {
+            let mut l = Loop::new();
+            l.run(1000, 45, 20, 5);
+            l
+        }
+
         /// Runs `rounds` rounds; returns how many began with a sleep.
         fn run(&mut self, rounds: usize, busy_us: u64, events: u64, wait_us: u64) -> usize {
             let mut naps = 0;
@@ -258,8 +265,7 @@ mod tests {
     #[test]
     fn a_loaded_worker_sleeps_before_each_wait() {
         // 90% busy, events back to back, each round serving plenty.
-        let mut l = Loop::new();
-        l.run(1000, 45, 20, 5);
+        let mut l = Loop::loaded();
         assert_eq!(l.run(1000, 45, 20, 5), 1000);
         // Its rounds get shorter as batching pays, and it goes on sleeping.
         assert_eq!(l.run(1000, 15, 20, 5), 1000);
@@ -267,8 +273,7 @@ mod tests {
 
     #[test]
     fn sleeping_stops_where_it_does_not_pay() {
-        let mut l = Loop::new();
-        l.run(1000, 45, 20, 5);
+        let mut l = Loop::loaded();
         // Busy and back to back, but rounds serve two events: it stops at
         // the end of a period (10 ms: 100 rounds of 45 + 50 + 5 µs), and
         // tries again ever more rarely (the periods in between are 200
@@ -285,8 +290,7 @@ mod tests {
 
     #[test]
     fn events_coming_apart_skip_the_sleep() {
-        let mut l = Loop::new();
-        l.run(1000, 45, 20, 5);
+        let mut l = Loop::loaded();
         // After the next sleep, the next event took 60 µs: wait at once after that round.
         assert_eq!(l.run(1, 45, 20, 60), 1);
         assert_eq!(l.run(1, 45, 20, 5), 0);
@@ -306,8 +310,8 @@ mod tests {
     #[test]
     fn events_are_counted_per_worker() {
         let before = EVENTS.with(Cell::get);
-        count_events(3);
-        count_events(1);
-        assert_eq!(EVENTS.with(Cell::get), before + 4);
+        count_event();
+        count_event();
+        assert_eq!(EVENTS.with(Cell::get), before + 2);
     }
 }

@@ -125,7 +125,7 @@ impl ServerConnection {
         if let Some(p) = pending {
             st.unwritten_replied.requests += 1;
             st.unwritten_replied.bytes += len;
-            super::coalesce::count_events(1);
+            super::coalesce::count_event();
             st.fifo.push_back((
                 p,
                 request.len() as u32,
@@ -458,7 +458,7 @@ async fn serve(
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
                             };
-                            super::coalesce::count_events(1);
+                            super::coalesce::count_event();
                             server.failures.set(0);
                             let waited = arrived.saturating_duration_since(queued);
                             if pending.client.is_some() {
