@@ -7,7 +7,7 @@
 //! Requests split across servers (multi-get, MGET, DEL, …) collect their
 //! fragment replies in a [`Merge`] and are answered when the last one arrives.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
@@ -147,7 +147,7 @@ impl Client {
                 self.wake.notify_one();
             }
         } else {
-            let slot = st.keep_early(reply);
+            let slot = st.keep_early(|buf| buf.extend_from_slice(reply));
             st.slots.push_back(slot);
         }
     }
@@ -155,34 +155,48 @@ impl Client {
     /// The reply for request `seq`; `backend` is how long servers took on it
     /// (zero for replies the proxy made itself).
     pub fn complete(self: &Rc<Self>, seq: u64, reply: &[u8], backend: Duration) {
-        let mut st = self.state.borrow_mut();
+        let st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
         }
         let index = (seq - st.base_seq) as usize;
+        if let Some(Slot::Merge(merge, _)) = self.put_reply(st, index, backend, |buf| {
+            buf.extend_from_slice(reply);
+        }) {
+            Merge::recycle(merge);
+        }
+    }
+
+    /// Writes the reply for the request in slot `index` with `write`: at the
+    /// end of `out` when it is the oldest outstanding, else into `early`.
+    /// Returns what the slot held.
+    fn put_reply(
+        self: &Rc<Self>,
+        mut st: RefMut<'_, ClientState>,
+        index: usize,
+        backend: Duration,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<Slot> {
         if let Some(Slot::Waiting(timing) | Slot::Merge(_, timing)) = st.slots.get(index) {
             self.record(*timing, backend);
         }
-        if seq == st.base_seq {
+        if index == 0 {
             // Only the first bytes need a wake-up: the task flushes all of `out` at once.
             let was_empty = st.out.is_empty();
-            st.out.extend_from_slice(reply);
-            if let Some(Slot::Merge(merge, _)) = st.slots.pop_front() {
-                Merge::recycle(merge);
-            }
+            write(&mut st.out);
+            let slot = st.slots.pop_front();
             st.base_seq += 1;
             st.drain_ready();
             drop(st);
             if was_empty {
                 self.ready_to_send();
             }
+            slot
+        } else if index < st.slots.len() {
+            let slot = st.keep_early(write);
+            Some(std::mem::replace(&mut st.slots[index], slot))
         } else {
-            if index < st.slots.len() {
-                let slot = st.keep_early(reply);
-                if let Slot::Merge(merge, _) = std::mem::replace(&mut st.slots[index], slot) {
-                    Merge::recycle(merge);
-                }
-            }
+            None
         }
     }
 
@@ -214,25 +228,31 @@ impl Client {
             return;
         }
         let index = (seq - st.base_seq) as usize;
-        let Some(Slot::Merge(merge, _)) = st.slots.get_mut(index) else {
+        let Some(Slot::Merge(merge, timing)) = st.slots.get_mut(index) else {
             return;
         };
         if !merge.add(fragment, outcome, backend) {
             return;
         }
-        let mut reply = MERGED.with(|m| std::mem::take(&mut *m.borrow_mut()));
-        reply.clear();
-        if merge.finish(self.protocol, &mut reply) {
-            self.pool_stats().forward_error.inc();
-        }
+        // Every fragment is in: take the merge out of its slot and build the
+        // reply straight into the client's buffer (the last fragment's reply
+        // straight from the server's buffer: it was not copied).
+        let timing = *timing;
+        let Slot::Merge(merge, _) = std::mem::replace(&mut st.slots[index], Slot::Waiting(timing))
+        else {
+            return;
+        };
         // The slowest fragment is the request's backend time.
         let backend = merge.backend();
-        drop(st);
-        self.complete(seq, &reply, backend);
-        // The buffer is kept for the next merge (unless a huge reply grew it).
-        if reply.capacity() <= IDLE_KEEP {
-            MERGED.with(|m| *m.borrow_mut() = reply);
+        let last = outcome.unwrap_or_default();
+        let mut failed = false;
+        self.put_reply(st, index, backend, |buf| {
+            failed = merge.finish(self.protocol, last, buf);
+        });
+        if failed {
+            self.pool_stats().forward_error.inc();
         }
+        Merge::recycle(merge);
     }
 
     /// Records a finished request in the latency histograms.
@@ -359,8 +379,6 @@ impl Client {
 }
 
 thread_local! {
-    /// The worker's buffer for building a merged reply.
-    static MERGED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The clients given their first ready bytes during the running reply batch.
     static REPLY_BATCH: RefCell<ReplyBatch> = const {
         RefCell::new(ReplyBatch { open: false, clients: Vec::new() })
@@ -424,10 +442,10 @@ impl ClientState {
         }
     }
 
-    /// Stores a reply that must wait for earlier ones.
-    fn keep_early(&mut self, reply: &[u8]) -> Slot {
+    /// Stores a reply, written by `write`, that must wait for earlier ones.
+    fn keep_early(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Slot {
         let start = self.early.len();
-        self.early.extend_from_slice(reply);
+        write(&mut self.early);
         self.early_count += 1;
         Slot::Ready {
             start,

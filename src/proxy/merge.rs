@@ -25,8 +25,11 @@ pub struct Merge {
     kind: MergeKind,
     /// Per fragment: where its reply sits in `data`, once it is in.
     parts: Vec<Option<(u32, u32)>>,
-    /// The fragment replies, back to back.
+    /// The fragment replies, back to back, but for the last one in, which
+    /// [`Merge::finish`] reads from where it arrived.
     data: Vec<u8>,
+    /// The fragment whose reply came in last.
+    last: usize,
     remaining: usize,
     /// The first failure of any fragment: the whole request gets one error reply.
     failure: Option<Failure>,
@@ -43,38 +46,80 @@ pub struct Merge {
 thread_local! {
     /// Finished merges, kept with their buffers so that split requests
     /// allocate nothing in steady state.
+    static POOL: RefCell<MergePool> = const {
+        RefCell::new(MergePool { merges: Vec::new(), bytes: 0, taken: false })
+    };
+}
+
+/// A worker's finished merges.
+struct MergePool {
     // Boxed on purpose: the box is what a client's reply slot holds, so
     // pooling it saves that allocation too.
     #[allow(clippy::vec_box)]
-    static POOL: RefCell<Vec<Box<Merge>>> = const { RefCell::new(Vec::new()) };
+    merges: Vec<Box<Merge>>,
+    /// The buffer memory the kept merges hold.
+    bytes: usize,
+    /// A merge was taken since the last sweep.
+    taken: bool,
 }
 
-/// Merges kept per worker, and the biggest buffer a kept merge may hold.
+/// Merges kept per worker, and the most buffer memory they may hold in all.
+/// Big buffers are kept too (a multi-get of big values reuses them instead
+/// of mapping fresh pages for every request), up to this budget, and given
+/// back by the first sweep that finds the pool unused ([`Merge::sweep`]).
 const POOL_MAX: usize = 1024;
-const POOL_BUFFER_MAX: usize = 64 * 1024;
+const POOL_BYTES_MAX: usize = 32 << 20;
+/// What a merge may keep across an idle sweep.
+const IDLE_BUFFER_MAX: usize = 64 * 1024;
+
+impl Merge {
+    /// The buffer memory this merge holds.
+    fn buffer_bytes(&self) -> usize {
+        self.data.capacity() + self.keys.capacity()
+    }
+
+    /// Gives big buffers back if no split request used the pool since the
+    /// last sweep (called by the worker's housekeeping once a period).
+    pub fn sweep() {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if !std::mem::take(&mut pool.taken) {
+                pool.merges.retain(|m| m.buffer_bytes() <= IDLE_BUFFER_MAX);
+                pool.bytes = pool.merges.iter().map(|m| m.buffer_bytes()).sum();
+            }
+        });
+    }
+}
 
 impl Merge {
     /// A merge of `fragments` replies (from the worker's pool when it can).
     pub fn new(kind: MergeKind, fragments: usize) -> Box<Merge> {
-        let mut merge = POOL
-            .with(|pool| pool.borrow_mut().pop())
-            .unwrap_or_else(|| {
-                Box::new(Merge {
-                    kind,
-                    parts: Vec::new(),
-                    data: Vec::new(),
-                    remaining: 0,
-                    failure: None,
-                    keys: Vec::new(),
-                    key_ends: Vec::new(),
-                    key_fragments: Vec::new(),
-                    backend: Duration::ZERO,
-                })
-            });
+        let pooled = POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            pool.taken = true;
+            let merge = pool.merges.pop()?;
+            pool.bytes -= merge.buffer_bytes();
+            Some(merge)
+        });
+        let mut merge = pooled.unwrap_or_else(|| {
+            Box::new(Merge {
+                kind,
+                parts: Vec::new(),
+                data: Vec::new(),
+                last: 0,
+                remaining: 0,
+                failure: None,
+                keys: Vec::new(),
+                key_ends: Vec::new(),
+                key_fragments: Vec::new(),
+                backend: Duration::ZERO,
+            })
+        });
         merge.kind = kind;
         merge.parts.clear();
         merge.parts.resize(fragments, None);
         merge.data.clear();
+        merge.last = 0;
         merge.remaining = fragments;
         merge.failure = None;
         merge.keys.clear();
@@ -86,13 +131,12 @@ impl Merge {
 
     /// Gives a finished merge back to the worker's pool.
     pub fn recycle(merge: Box<Merge>) {
-        if merge.data.capacity() > POOL_BUFFER_MAX || merge.keys.capacity() > POOL_BUFFER_MAX {
-            return;
-        }
         POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
-            if pool.len() < POOL_MAX {
-                pool.push(merge);
+            let bytes = merge.buffer_bytes();
+            if pool.merges.len() < POOL_MAX && pool.bytes + bytes <= POOL_BYTES_MAX {
+                pool.bytes += bytes;
+                pool.merges.push(merge);
             }
         });
     }
@@ -104,7 +148,8 @@ impl Merge {
         self.key_fragments.push(fragment as usize);
     }
 
-    /// Records one fragment's outcome; true when every fragment is in.
+    /// Records one fragment's outcome; true when every fragment is in. The
+    /// last reply to come in is not copied: pass it to [`Merge::finish`].
     pub fn add(
         &mut self,
         fragment: u32,
@@ -119,18 +164,24 @@ impl Merge {
             return false;
         }
         let start = self.data.len() as u32;
+        let last = self.remaining == 1;
         match outcome {
             Ok(reply) => {
                 if !self.kind.accepts(reply) {
                     self.failure.get_or_insert(Failure::INVALID);
                 }
-                self.data.extend_from_slice(reply);
+                if !last {
+                    self.data.extend_from_slice(reply);
+                }
             }
             Err(failure) => {
                 self.failure.get_or_insert(failure);
             }
         }
         *part = Some((start, self.data.len() as u32));
+        if last {
+            self.last = fragment as usize;
+        }
         self.remaining -= 1;
         self.remaining == 0
     }
@@ -145,9 +196,10 @@ impl Merge {
         self.parts.len()
     }
 
-    /// Builds the client's reply once every fragment is in; true when the
-    /// reply is the proxy's own error.
-    pub fn finish(&self, protocol: Protocol, out: &mut Vec<u8>) -> bool {
+    /// Builds the client's reply at the end of `out` once every fragment is
+    /// in, `last` being the reply of the fragment that came in last (as
+    /// given to [`Merge::add`]); true when the reply is the proxy's own error.
+    pub fn finish(&self, protocol: Protocol, last: &[u8], out: &mut Vec<u8>) -> bool {
         if let Some(failure) = self.failure {
             protocol.error_reply(&failure.message(), out);
             return true;
@@ -155,16 +207,19 @@ impl Merge {
         // The fragment replies as slices, on the stack unless there are very many fragments.
         let mut small: [&[u8]; 64] = [&[]; 64];
         let mut large = Vec::new();
-        let reply = |part: &Option<(u32, u32)>| {
+        let reply = |(i, part): (usize, &Option<(u32, u32)>)| {
+            if i == self.last {
+                return last;
+            }
             part.map_or(&[][..], |(s, e)| &self.data[s as usize..e as usize])
         };
         let parts: &[&[u8]] = if self.parts.len() <= small.len() {
-            for (slot, part) in small.iter_mut().zip(&self.parts) {
+            for (slot, part) in small.iter_mut().zip(self.parts.iter().enumerate()) {
                 *slot = reply(part);
             }
             &small[..self.parts.len()]
         } else {
-            large.extend(self.parts.iter().map(reply));
+            large.extend(self.parts.iter().enumerate().map(reply));
             &large
         };
         match self.kind {
@@ -204,5 +259,92 @@ impl MergeKind {
             // The redis merges check the reply types themselves.
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pooled_bytes() -> usize {
+        POOL.with(|pool| pool.borrow().bytes)
+    }
+
+    /// A multi-get of `a b c` over two servers: `b` on fragment 1, `a c` on fragment 0.
+    fn abc() -> Box<Merge> {
+        let mut merge = Merge::new(MergeKind::MemcacheValues, 2);
+        merge.push_key(b"a", 0);
+        merge.push_key(b"b", 1);
+        merge.push_key(b"c", 0);
+        merge
+    }
+
+    const FRAGMENT_0: &[u8] = b"VALUE a 0 1\r\n1\r\nVALUE c 0 1\r\n3\r\nEND\r\n";
+    const FRAGMENT_1: &[u8] = b"VALUE b 0 1\r\n2\r\nEND\r\n";
+    const MERGED: &[u8] = b"VALUE a 0 1\r\n1\r\nVALUE b 0 1\r\n2\r\nVALUE c 0 1\r\n3\r\nEND\r\n";
+
+    #[test]
+    fn the_last_fragment_is_read_where_it_arrived() {
+        for (first, last) in [(0, 1), (1, 0)] {
+            let replies = [FRAGMENT_0, FRAGMENT_1];
+            let mut merge = abc();
+            assert!(!merge.add(first, Ok(replies[first as usize]), Duration::ZERO));
+            assert!(merge.add(last, Ok(replies[last as usize]), Duration::from_millis(2)));
+            // Only the first reply was copied.
+            assert_eq!(merge.data, replies[first as usize]);
+            let mut out = b"earlier reply\r\n".to_vec();
+            let failed = merge.finish(Protocol::Memcache, replies[last as usize], &mut out);
+            assert!(!failed);
+            assert_eq!(out, [&b"earlier reply\r\n"[..], MERGED].concat());
+            assert_eq!(merge.backend(), Duration::from_millis(2));
+            Merge::recycle(merge);
+        }
+    }
+
+    #[test]
+    fn a_failed_last_fragment_fails_the_request() {
+        let mut merge = abc();
+        assert!(!merge.add(0, Ok(FRAGMENT_0), Duration::ZERO));
+        assert!(merge.add(1, Err(Failure::REFUSED), Duration::ZERO));
+        let mut out = Vec::new();
+        assert!(merge.finish(Protocol::Memcache, &[], &mut out));
+        assert!(out.starts_with(b"SERVER_ERROR "), "{out:?}");
+    }
+
+    #[test]
+    fn big_buffers_are_kept_while_used_and_given_back_by_an_idle_sweep() {
+        let big = vec![b'x'; 200 * 1024];
+        let mut merge = Merge::new(MergeKind::RedisSum, 2);
+        merge.add(0, Ok(&big), Duration::ZERO);
+        let held = merge.buffer_bytes();
+        assert!(held >= big.len());
+        let before = pooled_bytes();
+        Merge::recycle(merge);
+        assert_eq!(pooled_bytes(), before + held);
+        // The pool was used since the last sweep: the buffer stays.
+        Merge::sweep();
+        assert_eq!(pooled_bytes(), before + held);
+        // Unused for a whole period: it goes.
+        Merge::sweep();
+        assert!(pooled_bytes() <= IDLE_BUFFER_MAX * POOL_MAX);
+        assert!(POOL.with(|pool| pool
+            .borrow()
+            .merges
+            .iter()
+            .all(|m| m.buffer_bytes() <= IDLE_BUFFER_MAX)));
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_than_its_budget() {
+        let big = vec![b'x'; 4 << 20];
+        let mut merges = Vec::new();
+        for _ in 0..(POOL_BYTES_MAX / big.len() + 4) {
+            let mut merge = Merge::new(MergeKind::RedisSum, 2);
+            merge.add(0, Ok(&big), Duration::ZERO);
+            merges.push(merge);
+        }
+        merges.into_iter().for_each(Merge::recycle);
+        assert!(pooled_bytes() <= POOL_BYTES_MAX);
+        assert!(pooled_bytes() >= POOL_BYTES_MAX - 2 * (8 << 20));
     }
 }

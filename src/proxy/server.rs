@@ -266,8 +266,12 @@ impl ServerRuntime {
     }
 }
 
-/// Read buffer growth step and the size kept between bursts.
+/// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
+/// The biggest read buffer a server connection keeps once it is drained:
+/// big replies (a multi-get of big values) reuse it rather than map fresh
+/// pages each time, and there are only a few server connections.
+const INPUT_KEEP: usize = 1 << 20;
 /// The biggest output buffer a server connection keeps once it is empty.
 const OUT_KEEP: usize = 256 * 1024;
 /// The most requests whose room a server connection keeps in its FIFO once
@@ -416,7 +420,10 @@ async fn serve(
                     return Some(Failure::from_io(&e));
                 }
                 if input.capacity() - input.len() < READ_CHUNK / 2 {
-                    input.reserve(READ_CHUNK);
+                    // Room for the rest of a reply of known size at once (up
+                    // to a bound: the size comes from the server's bytes).
+                    let rest = need.saturating_sub(input.len()).min(INPUT_KEEP);
+                    input.reserve(READ_CHUNK.max(rest));
                 }
                 match stream.read_available(&mut input) {
                     Ok(0) => {
@@ -481,7 +488,7 @@ async fn serve(
                 if start == input.len() {
                     need = 0;
                     input.clear();
-                    if input.capacity() > 4 * READ_CHUNK {
+                    if input.capacity() > INPUT_KEEP {
                         input = Vec::new();
                     }
                     let mut st = conn.state.borrow_mut();

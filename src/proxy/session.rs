@@ -143,8 +143,10 @@ async fn serve(
     let mut need = 0usize;
     let mut reading = true;
     let mut ended = Stop::Quit;
-    // Whether the last pass found the client idle (buffers shrink once per idle spell).
-    let mut was_idle = false;
+    // A sweep woke the session. Buffers a burst grew are kept while the
+    // client is active (a run of big replies reuses them instead of mapping
+    // fresh pages for each) and given back at the first sweep that finds it idle.
+    let mut swept = false;
     loop {
         if reading && worker.shutting_down() {
             // Shutdown: stop taking requests, finish the ones in flight.
@@ -161,13 +163,13 @@ async fn serve(
             if client.quiet_for() >= SWEEP_PERIOD && Rc::strong_count(client) == 1 {
                 return Ok(Ended::Idle);
             }
-            if !was_idle {
-                // Idle: give big buffers back (nutcracker never does).
+            if swept {
+                // Idle at a sweep: give big buffers back (nutcracker never does).
                 input = Vec::new();
                 client.shrink();
             }
         }
-        was_idle = idle;
+        swept = false;
         let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
         // Not reading: the session moves on only as replies go out, so it
         // must be woken for those a server connection writes itself.
@@ -196,7 +198,7 @@ async fn serve(
             ready = stream.writable(), if !flushed => { ready?; }
             _ = client.wake.notified(), if flushed => {}
             // A shutdown or an idle sweep: both are checked at the top.
-            _ = worker.signalled(), if reading => {}
+            _ = worker.signalled(), if reading => swept = true,
         }
     }
 }

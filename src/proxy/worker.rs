@@ -177,6 +177,7 @@ impl WorkerRuntime {
                 }
                 _ = &mut sweep => {
                     sweep.as_mut().reset(Instant::now() + SWEEP_PERIOD);
+                    super::merge::Merge::sweep();
                     // Fresh time for the sessions' idle checks.
                     super::clock::tick();
                     self.signal.notify_waiters();
