@@ -100,6 +100,7 @@ pub(crate) struct ValueHeader<'a> {
 }
 
 /// The outcome of looking at one `VALUE` block at some offset.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Block<'a> {
     /// A complete block.
     Complete(ValueHeader<'a>),
@@ -115,6 +116,80 @@ fn is_digits(token: &[u8]) -> bool {
 
 /// Parses `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n` at `pos`.
 pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
+    // Runs for every value of every multi-get, twice (framing, then merging):
+    // the header as memcached writes it is read in one pass; anything else
+    // (runs of spaces, a line still coming in, a malformed one) takes the
+    // general path, which decides as it always did.
+    match value_header_fast(buf.get(pos..).unwrap_or_default()) {
+        Some((key, bytes, data_start)) => block_after_header(buf, key, pos + data_start, bytes),
+        None => value_block_general(buf, pos),
+    }
+}
+
+/// The common `VALUE <key> <flags> <bytes>[ <cas>]\r\n` (single spaces, a
+/// complete line): the key, the data length and where the data starts;
+/// `None` for anything else.
+fn value_header_fast(rest: &[u8]) -> Option<(&[u8], usize, usize)> {
+    let fields = rest.strip_prefix(b"VALUE ")?;
+    let key_len = fields.iter().position(|&b| b == b' ' || b == b'\r')?;
+    if key_len == 0 || fields[key_len] != b' ' {
+        return None;
+    }
+    let key = &fields[..key_len];
+    let mut at = key_len + 1;
+    // A run of digits followed by `stop` (or, for the optional cas, `\r`).
+    let digits = |at: &mut usize| -> Option<(usize, u8)> {
+        let start = *at;
+        let mut n: usize = 0;
+        loop {
+            let b = *fields.get(*at)?;
+            *at += 1;
+            if b.is_ascii_digit() {
+                // 18 digits never overflow; longer numbers take the general path.
+                if *at - start > 18 {
+                    return None;
+                }
+                n = n * 10 + usize::from(b - b'0');
+            } else {
+                return (*at - 1 > start).then_some((n, b));
+            }
+        }
+    };
+    let (_flags, after) = digits(&mut at)?;
+    if after != b' ' {
+        return None;
+    }
+    let (bytes, mut after) = digits(&mut at)?;
+    if after == b' ' {
+        (_, after) = digits(&mut at)?;
+    }
+    // `at` is just past the `\r`, which must end a line of acceptable length.
+    let cr = 6 + at - 1;
+    if after != b'\r' || cr > MAX_RESPONSE_LINE_LEN || rest.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
+    Some((key, bytes, cr + 2))
+}
+
+/// The rest of a block whose header was read: `bytes` of data at `data_start`, then `\r\n`.
+fn block_after_header<'a>(buf: &[u8], key: &'a [u8], data_start: usize, bytes: usize) -> Block<'a> {
+    let Some(data_end) = data_start.checked_add(bytes) else {
+        return Block::Invalid;
+    };
+    let Some(block_end) = data_end.checked_add(2) else {
+        return Block::Invalid;
+    };
+    if buf.len() < block_end {
+        return Block::Incomplete(Some(block_end));
+    }
+    if !matches!(buf.get(data_end..block_end), Some([b'\r', b'\n'])) {
+        return Block::Invalid;
+    }
+    Block::Complete(ValueHeader { key, block_end })
+}
+
+/// [`value_block`] for any header: finds the line, then its tokens.
+fn value_block_general(buf: &[u8], pos: usize) -> Block<'_> {
     let cr = match line_end(buf, pos) {
         Ok(Some(cr)) => cr,
         Ok(None) => return Block::Incomplete(None),
@@ -124,8 +199,6 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
     let Some(fields) = line.strip_prefix(b"VALUE ") else {
         return Block::Invalid;
     };
-    // Hand-rolled tokens and numbers: this runs for every value of every
-    // multi-get, twice (framing, then merging).
     let mut at = 0;
     let (Some(key), Some(flags), Some(bytes)) = (
         next_token(fields, &mut at),
@@ -141,19 +214,7 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
     let Some(bytes) = parse_digits(bytes) else {
         return Block::Invalid;
     };
-    let Some(data_end) = (cr + 2).checked_add(bytes) else {
-        return Block::Invalid;
-    };
-    let Some(block_end) = data_end.checked_add(2) else {
-        return Block::Invalid;
-    };
-    if buf.len() < block_end {
-        return Block::Incomplete(Some(block_end));
-    }
-    if !matches!(buf.get(data_end..block_end), Some([b'\r', b'\n'])) {
-        return Block::Invalid;
-    }
-    Block::Complete(ValueHeader { key, block_end })
+    block_after_header(buf, key, cr + 2, bytes)
 }
 
 /// The next space-separated token of `line` from `*at` (runs of spaces are one separator).
@@ -284,4 +345,84 @@ pub fn value_blocks(reply: &[u8]) -> impl Iterator<Item = ValueBlock<'_>> + '_ {
         }
         Block::Incomplete(_) | Block::Invalid => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of `VALUE` headers, right and wrong, to build lines from.
+    const PIECES: &[&str] = &[
+        "VALUE ",
+        "VALUE",
+        "VALUE  ",
+        " ",
+        "  ",
+        "k",
+        "key",
+        "a\nb",
+        "0",
+        "7",
+        "12",
+        "00",
+        "18446744073709551615",
+        "999999999999999999999",
+        "-1",
+        "x",
+        "\r\n",
+        "\r",
+        "\n",
+        "\rx",
+        "END\r\n",
+        "1234567890abcdefghij",
+    ];
+
+    fn check(buf: &[u8]) {
+        for len in 0..=buf.len() {
+            let part = &buf[..len];
+            assert_eq!(
+                value_block(part, 0),
+                value_block_general(part, 0),
+                "{:?}",
+                String::from_utf8_lossy(part)
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_memcached_writes() {
+        let buf = b"VALUE lg:0000000001 0 5 77\r\nhello\r\nEND\r\n";
+        assert!(value_header_fast(buf).is_some());
+        assert_eq!(
+            value_block(buf, 0),
+            Block::Complete(ValueHeader {
+                key: b"lg:0000000001",
+                block_end: 35
+            })
+        );
+        check(buf);
+        check(b"VALUE k 0 3\r\nabc\r\n");
+        check(&[b"VALUE k 0 8192\r\n".as_slice(), &[b'v'; 8192], b"\r\n"].concat());
+        let long_key = format!("VALUE {} 0 1\r\nv\r\n", "k".repeat(MAX_RESPONSE_LINE_LEN));
+        check(long_key.as_bytes());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the bytes, the fast path decides as the general one would.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            pieces in prop::collection::vec(prop::sample::select(PIECES), 0..14),
+            data in prop::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let mut buf = pieces.concat().into_bytes();
+            buf.extend_from_slice(&data);
+            check(&buf);
+            let mut header = b"VALUE ".to_vec();
+            header.extend_from_slice(&buf);
+            check(&header);
+        }
+    }
 }
