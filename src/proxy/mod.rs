@@ -115,7 +115,7 @@ impl Protocol {
 /// Reads the replies of one server connection; remembers a partly parsed
 /// redis reply so that a huge array arriving in many reads is scanned once.
 pub enum ResponseReader {
-    Memcache,
+    Memcache(rustcracker_memcache::ResponseParser),
     Redis(rustcracker_redis::ResponseParser),
 }
 
@@ -123,7 +123,7 @@ impl ResponseReader {
     /// A reader for `protocol`.
     pub fn new(protocol: Protocol) -> ResponseReader {
         match protocol {
-            Protocol::Memcache => ResponseReader::Memcache,
+            Protocol::Memcache => ResponseReader::Memcache(Default::default()),
             Protocol::Redis => ResponseReader::Redis(Default::default()),
         }
     }
@@ -131,7 +131,7 @@ impl ResponseReader {
     /// Parses the reply at the start of `buf` (the same buffer, grown, after `Incomplete`).
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         match self {
-            ResponseReader::Memcache => match rustcracker_memcache::parse_response(buf) {
+            ResponseReader::Memcache(parser) => match parser.parse(buf) {
                 rustcracker_memcache::ResponseParse::Incomplete { needed } => {
                     ResponseParse::Incomplete(needed.unwrap_or(0))
                 }

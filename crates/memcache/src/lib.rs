@@ -27,6 +27,6 @@ pub use request::{
     MAX_LINE_LEN, MAX_RETRIEVAL_LINE_LEN, MAX_VALUE_LEN,
 };
 pub use response::{
-    parse_response, value_blocks, Response, ResponseKind, ResponseParse, ValueBlock,
-    MAX_RESPONSE_LINE_LEN,
+    parse_response, value_blocks, Response, ResponseKind, ResponseParse, ResponseParser,
+    ValueBlock, MAX_RESPONSE_LINE_LEN,
 };

@@ -254,6 +254,31 @@ fn complete(len: usize, kind: ResponseKind) -> ResponseParse {
 
 /// Parses one response from the front of `buf`.
 pub fn parse_response(buf: &[u8]) -> ResponseParse {
+    parse_response_at(buf, &mut 0)
+}
+
+/// [`parse_response`] for a stream of responses: after `Incomplete` it
+/// remembers how far a retrieval reply was read, so that a big one arriving
+/// over many reads is read once rather than again from its start at each.
+#[derive(Debug, Default, Clone)]
+pub struct ResponseParser {
+    /// Where the first incomplete `VALUE` block of the reply at the front begins.
+    resume: usize,
+}
+
+impl ResponseParser {
+    /// Parses the response at the front of `buf`; after `Incomplete`, pass
+    /// the same bytes again, grown.
+    pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
+        match std::mem::take(&mut self.resume) {
+            0 => parse_response_at(buf, &mut self.resume),
+            resume => values_from(buf, resume, &mut self.resume),
+        }
+    }
+}
+
+/// [`parse_response`], setting `resume` when a retrieval reply is incomplete.
+fn parse_response_at(buf: &[u8], resume: &mut usize) -> ResponseParse {
     // Reject at once what no reply can start with (e.g. a bare `\r`), without waiting for a line.
     match buf.first() {
         None => return ResponseParse::Incomplete { needed: None },
@@ -276,7 +301,7 @@ pub fn parse_response(buf: &[u8]) -> ResponseParse {
         b"DELETED" => ResponseKind::Deleted,
         b"TOUCHED" => ResponseKind::Touched,
         b"ERROR" => ResponseKind::Error,
-        _ if line.starts_with(b"VALUE ") => return values(buf),
+        _ if line.starts_with(b"VALUE ") => return values_from(buf, 0, resume),
         _ if line.starts_with(b"VERSION ") => ResponseKind::Version,
         _ if word_then_text(line, b"CLIENT_ERROR") => ResponseKind::ClientError,
         _ if word_then_text(line, b"SERVER_ERROR") => ResponseKind::ServerError,
@@ -295,9 +320,9 @@ pub fn parse_response(buf: &[u8]) -> ResponseParse {
     complete(len, kind)
 }
 
-/// A retrieval reply: `VALUE` blocks, then `END\r\n`.
-fn values(buf: &[u8]) -> ResponseParse {
-    let mut pos = 0;
+/// A retrieval reply: `VALUE` blocks, then `END\r\n`, the blocks before
+/// `pos` already read; when incomplete, `resume` is where to go on from.
+fn values_from(buf: &[u8], mut pos: usize, resume: &mut usize) -> ResponseParse {
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
         if rest.starts_with(b"END\r\n") {
@@ -305,6 +330,7 @@ fn values(buf: &[u8]) -> ResponseParse {
         }
         if rest.len() < 5 && b"END\r\n".starts_with(rest) {
             // `END\r\n` (or another block) must follow: at least 5 more bytes.
+            *resume = pos;
             return ResponseParse::Incomplete {
                 needed: Some(pos + 5),
             };
@@ -312,6 +338,7 @@ fn values(buf: &[u8]) -> ResponseParse {
         match value_block(buf, pos) {
             Block::Complete(header) => pos = header.block_end,
             Block::Incomplete(needed) => {
+                *resume = pos;
                 // After a data block at least `END\r\n` must follow.
                 let needed = needed.and_then(|n| n.checked_add(5));
                 return ResponseParse::Incomplete { needed };
@@ -410,6 +437,36 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Fed a reply a few bytes more at a time, the stream parser answers
+        /// what `parse_response` answers for the same bytes.
+        #[test]
+        fn the_stream_parser_agrees_with_parse_response(
+            values in prop::collection::vec((1usize..20, 0usize..40, any::<bool>()), 0..8),
+            tail in prop::sample::select(vec!["END\r\n", "ENDX", "VALUE k 0 1\r\nxyz", "STORED\r\n"]),
+            steps in prop::collection::vec(1usize..30, 1..200),
+        ) {
+            let mut reply = Vec::new();
+            for (i, &(key_len, len, cas)) in values.iter().enumerate() {
+                let key = "k".repeat(key_len);
+                let cas = if cas { " 99" } else { "" };
+                reply.extend_from_slice(format!("VALUE {key} {i} {len}{cas}\r\n").as_bytes());
+                reply.extend(std::iter::repeat_n(b'v', len));
+                reply.extend_from_slice(b"\r\n");
+            }
+            reply.extend_from_slice(tail.as_bytes());
+            let mut parser = ResponseParser::default();
+            let mut len = 0;
+            for step in steps.iter().cycle() {
+                let part = &reply[..len];
+                let got = parser.parse(part);
+                prop_assert_eq!(&got, &parse_response(part));
+                if !matches!(got, ResponseParse::Incomplete { .. }) || len == reply.len() {
+                    break;
+                }
+                len = (len + step).min(reply.len());
+            }
+        }
 
         /// Whatever the bytes, the fast path decides as the general one would.
         #[test]
