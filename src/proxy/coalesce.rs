@@ -9,8 +9,10 @@
 //! (bench/README.md), that made the proxy's CPU per request and the backends'
 //! equal to nutcracker's, whose slower loop batches by accident.
 //!
-//! The rule. A worker starts *coalescing* once it is loaded: busy (running
-//! tasks, neither waiting nor sleeping) at least 60% of a 10 ms period.
+//! The rule. A worker starts *coalescing* once it is loaded by many
+//! clients: over a 10 ms period it was busy (running tasks, neither waiting
+//! nor sleeping) at least 30% of the time, and at least 16 clients sent it
+//! requests.
 //! While coalescing, each time the runtime is about to wait for events, it
 //! first sleeps for one *window* if events arrive back to back (the last
 //! wait ended within one window). It stops coalescing when sleeping no
@@ -20,11 +22,13 @@
 //! clients takes a few dozen sleeps to fall into step with them.) After a
 //! period that did not pay it waits 1, 2, 4 … up to 64 periods before it
 //! tries again. So:
-//! - A worker with spare time never sleeps: a request that finds it idle, or
-//!   a handful of clients each waiting for its reply, are served at once.
+//! - A worker with spare time never sleeps, and neither does one serving a
+//!   handful of clients, however busy: their requests are served at once.
 //!   (Sleeping there only adds latency: a client with one request in flight
 //!   has nothing more to send while it waits. Measured without this gate,
-//!   4 such clients on loopback lost a third of their throughput.)
+//!   4 such clients on loopback lost a third of their throughput. A gate on
+//!   the busy share alone, at 60%, let many clients at 50–60% load wake the
+//!   worker for each event or two.)
 //! - A loaded worker gives up idle time it would have spent waking up for
 //!   each event: each hop through it waits at most one window more, and a
 //!   round serves everything that came meanwhile (one `epoll_wait`, one write
@@ -48,8 +52,10 @@ pub const DEFAULT_WINDOW_US: u64 = 50;
 
 /// How long a period the load is measured over.
 const PERIOD: Duration = Duration::from_millis(10);
-/// Busy share of a period from which a worker starts coalescing.
-const START_LOAD: f64 = 0.6;
+/// Busy share of a period, and clients that sent requests in it, from
+/// which a worker starts coalescing.
+const START_LOAD: f64 = 0.3;
+const START_CLIENTS: u32 = 16;
 /// Events a round after a sleep must serve, on average over a period, for sleeping to go on.
 const PAYING_EVENTS: u64 = 8;
 /// The most periods a worker waits before trying again after sleeps that did not pay.
@@ -82,6 +88,8 @@ pub struct Coalescer {
     /// the next period that does not pay.
     cooldown: u32,
     next_cooldown: u32,
+    /// Periods begun so far (the clients are counted per period).
+    periods: u32,
 }
 
 impl Coalescer {
@@ -101,12 +109,19 @@ impl Coalescer {
             period_paid: 0,
             cooldown: 0,
             next_cooldown: 1,
+            periods: 0,
         }
     }
 
+    /// The number of the current period (see [`count_client`]).
+    pub fn period(&self) -> u32 {
+        self.periods
+    }
+
     /// The worker is about to wait for events at `now`, having counted
-    /// `events` so far: how long to sleep first.
-    pub fn before_wait(&mut self, now: Instant, events: u64) -> Option<Duration> {
+    /// `events` so far and `clients` clients that sent requests in the
+    /// current period: how long to sleep first.
+    pub fn before_wait(&mut self, now: Instant, events: u64, clients: u32) -> Option<Duration> {
         if self.window.is_zero() {
             return None;
         }
@@ -136,8 +151,9 @@ impl Coalescer {
                 self.cooldown -= 1;
             } else {
                 let load = self.period_busy.as_secs_f64() / elapsed.as_secs_f64();
-                self.coalescing = load >= START_LOAD;
+                self.coalescing = load >= START_LOAD && clients >= START_CLIENTS;
             }
+            self.periods = self.periods.wrapping_add(1);
             self.period_began = Some(now);
             self.period_busy = Duration::ZERO;
             self.period_sleeps = 0;
@@ -164,6 +180,23 @@ thread_local! {
     static WORKER: RefCell<Coalescer> = RefCell::new(Coalescer::new(Duration::ZERO));
     /// Events this worker served: requests queued to servers, replies read.
     static EVENTS: Cell<u64> = const { Cell::new(0) };
+    /// The current period's number, and the clients counted in it.
+    static CLIENTS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// The mark of a client not counted yet (see [`count_client`]).
+pub const NOT_COUNTED: u32 = u32::MAX;
+
+/// Counts a client of this worker that sent requests, once per period;
+/// `counted` is the client's own mark, [`NOT_COUNTED`] at first.
+pub fn count_client(counted: &mut u32) {
+    CLIENTS.with(|c| {
+        let (period, clients) = c.get();
+        if *counted != period {
+            *counted = period;
+            c.set((period, clients + 1));
+        }
+    });
 }
 
 /// Counts one event of this worker: a request queued to a server, or a reply read.
@@ -187,7 +220,14 @@ pub fn install(
     builder
         .on_thread_park(|| {
             let events = EVENTS.with(Cell::get);
-            let nap = WORKER.with(|c| c.borrow_mut().before_wait(Instant::now(), events));
+            let (period, clients) = CLIENTS.with(Cell::get);
+            let (nap, next) = WORKER.with(|c| {
+                let mut c = c.borrow_mut();
+                (c.before_wait(Instant::now(), events, clients), c.period())
+            });
+            if next != period {
+                CLIENTS.with(|c| c.set((next, 0)));
+            }
             if let Some(nap) = nap {
                 std::thread::sleep(nap);
             }
@@ -214,6 +254,8 @@ mod tests {
         c: Coalescer,
         t: Instant,
         events: u64,
+        /// Clients that send requests in each period.
+        clients: u32,
     }
 
     impl Loop {
@@ -222,6 +264,7 @@ mod tests {
                 c: Coalescer::new(W),
                 t: Instant::now(),
                 events: 0,
+                clients: 50,
             }
         }
 
@@ -238,7 +281,7 @@ mod tests {
             for _ in 0..rounds {
                 self.t += us(busy_us);
                 self.events += events;
-                if let Some(nap) = self.c.before_wait(self.t, self.events) {
+                if let Some(nap) = self.c.before_wait(self.t, self.events, self.clients) {
                     assert_eq!(nap, W);
                     naps += 1;
                     self.t += nap;
@@ -258,8 +301,19 @@ mod tests {
 
     #[test]
     fn a_lightly_loaded_worker_waits_at_once() {
-        // One client waiting for each reply: back to back, a third busy.
-        assert_eq!(Loop::new().run(10_000, 10, 2, 20), 0);
+        // Back to back, a fifth busy.
+        assert_eq!(Loop::new().run(10_000, 10, 2, 40), 0);
+    }
+
+    #[test]
+    fn a_worker_serving_a_few_clients_waits_at_once() {
+        // 4 clients, each waiting for its reply: back to back and 90% busy.
+        let mut l = Loop::new();
+        l.clients = 4;
+        assert_eq!(l.run(10_000, 45, 20, 5), 0);
+        // Many clients at a third of the time busy: sleeps.
+        let mut l = Loop::new();
+        assert!(l.run(10_000, 20, 20, 40) > 9_000);
     }
 
     #[test]
@@ -313,5 +367,28 @@ mod tests {
         count_event();
         count_event();
         assert_eq!(EVENTS.with(Cell::get), before + 2);
+    }
+
+    #[test]
+    fn a_client_is_counted_once_per_period() {
+        let (mut a, mut b) = (NOT_COUNTED, NOT_COUNTED);
+        let period = CLIENTS.with(Cell::get).0;
+        count_client(&mut a);
+        count_client(&mut a);
+        count_client(&mut b);
+        assert_eq!(CLIENTS.with(Cell::get), (period, 2));
+        // The next period counts afresh.
+        CLIENTS.with(|c| c.set((period + 1, 0)));
+        count_client(&mut a);
+        assert_eq!(CLIENTS.with(Cell::get), (period + 1, 1));
+    }
+
+    #[test]
+    fn periods_are_numbered() {
+        let mut l = Loop::new();
+        let first = l.c.period();
+        // 10 ms of rounds of 100 µs.
+        l.run(101, 50, 1, 50);
+        assert_eq!(l.c.period(), first + 1);
     }
 }

@@ -147,6 +147,8 @@ async fn serve(
     // client is active (a run of big replies reuses them instead of mapping
     // fresh pages for each) and given back at the first sweep that finds it idle.
     let mut swept = false;
+    // This client's mark for the coalescer's count of clients per period.
+    let mut counted = super::coalesce::NOT_COUNTED;
     loop {
         if reading && worker.shutting_down() {
             // Shutdown: stop taking requests, finish the ones in flight.
@@ -178,6 +180,7 @@ async fn serve(
             biased;
             ready = stream.readable(), if reading && room => {
                 ready?;
+                super::coalesce::count_client(&mut counted);
                 let mut requests = Requests { input: &mut input, need: &mut need, redis: &mut *redis };
                 match requests.read_and_dispatch(stream, client, pool) {
                     Ok(Some(Some(stop))) => {
