@@ -1,16 +1,28 @@
 //! Fuzzes `parse_response` and `merge_values` on what it accepts.
 //!
 //! Invariants: no panic; consumed ≤ input; `needed` > buffered; a proper prefix of a response is
-//! never a response; merging a `Values` reply under any key list ends with `END\r\n` and only
-//! copies bytes of the reply.
+//! never a response; the stream parser, fed the input a chunk at a time, answers as
+//! `parse_response` on each prefix; merging a `Values` reply under any key list ends with
+//! `END\r\n` and only copies bytes of the reply.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rustcracker_memcache::{
-    merge_values, parse_response, value_blocks, ResponseKind, ResponseParse,
+    merge_values, parse_response, value_blocks, ResponseKind, ResponseParse, ResponseParser,
 };
 
 fuzz_target!(|data: &[u8]| {
+    let mut parser = ResponseParser::default();
+    let chunk = usize::from(data.first().copied().unwrap_or(1) % 64).max(1);
+    let mut len = 0;
+    loop {
+        let got = parser.parse(&data[..len]);
+        assert_eq!(got, parse_response(&data[..len]), "stream parser at {len}");
+        if !matches!(got, ResponseParse::Incomplete { .. }) || len == data.len() {
+            break;
+        }
+        len = (len + chunk).min(data.len());
+    }
     match parse_response(data) {
         ResponseParse::Incomplete { needed } => {
             if let Some(n) = needed {
