@@ -266,8 +266,9 @@ impl ServerRuntime {
     }
 }
 
-/// Read buffer growth step.
+/// The least room a read gets, and the most it grows to while reads fill it.
 const READ_CHUNK: usize = 16 * 1024;
+const READ_MAX: usize = 256 * 1024;
 /// The biggest read buffer a server connection keeps once it is drained:
 /// big replies (a multi-get of big values) reuse it rather than map fresh
 /// pages each time, and there are only a few server connections.
@@ -340,6 +341,9 @@ async fn serve(
     pool: &PoolRuntime,
 ) -> Option<Failure> {
     let mut input: Vec<u8> = Vec::new();
+    // Room to read into: doubles while reads fill it, so a burst of replies
+    // is read in one call rather than one per 16 KiB.
+    let mut chunk = READ_CHUNK;
     let mut start = 0usize;
     let mut need = 0usize;
     let mut reader = ResponseReader::new(pool.protocol);
@@ -419,18 +423,21 @@ async fn serve(
                 if let Err(e) = ready {
                     return Some(Failure::from_io(&e));
                 }
-                if input.capacity() - input.len() < READ_CHUNK / 2 {
-                    // Room for the rest of a reply of known size at once (up
-                    // to a bound: the size comes from the server's bytes).
-                    let rest = need.saturating_sub(input.len()).min(INPUT_KEEP);
-                    input.reserve(READ_CHUNK.max(rest));
+                // Room for the rest of a reply of known size at once (up to a
+                // bound: the size comes from the server's bytes), and for `chunk`.
+                let rest = need.saturating_sub(input.len()).min(INPUT_KEEP);
+                let wanted = chunk.max(rest);
+                if input.capacity() - input.len() < wanted / 2 {
+                    input.reserve(wanted);
                 }
+                let room = input.capacity() - input.len();
                 match stream.read_available(&mut input) {
                     Ok(0) => {
                         let outstanding = conn.state.borrow().fifo.len();
                         crate::log_info!("s to '{}' closed by server, {outstanding} outstanding", server.config.pname);
                         return Some(Failure::Unknown);
                     }
+                    Ok(n) if n == room => chunk = (chunk * 2).min(READ_MAX),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
@@ -490,6 +497,7 @@ async fn serve(
                     input.clear();
                     if input.capacity() > INPUT_KEEP {
                         input = Vec::new();
+                        chunk = READ_CHUNK;
                     }
                     let mut st = conn.state.borrow_mut();
                     if st.fifo.is_empty() && st.fifo.capacity() > FIFO_KEEP {
