@@ -187,16 +187,64 @@ fn stop_measuring() -> Counts {
 // ---------------------------------------------------------------------------------------------
 // The client: blocking, with buffers built before each measured batch.
 
-/// Keys 0..KEYS, each with a fixed value, so every reply is known in advance.
-const KEYS: usize = 1000;
-const VALUE_LEN: usize = 32;
+/// A key space: keys `PREFIX:NNNNN`, each with a fixed value, so every reply is known in advance.
+struct Keyspace {
+    prefix: &'static str,
+    keys: usize,
+    value_len: usize,
+}
+
+impl Keyspace {
+    fn key(&self, i: usize) -> String {
+        format!("{}:{:05}", self.prefix, i % self.keys)
+    }
+
+    fn value(&self, i: usize) -> String {
+        format!("{:0>width$}", i % self.keys, width = self.value_len)
+    }
+
+    /// Appends a set of key `n` to its fixed value.
+    fn store(&self, n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+        let (k, v, len) = (self.key(n), self.value(n), self.value_len);
+        request.extend_from_slice(format!("set {k} 0 0 {len}\r\n{v}\r\n").as_bytes());
+        reply.extend_from_slice(b"STORED\r\n");
+    }
+
+    /// Appends a get of `keys`, and its expected reply.
+    fn get(&self, keys: impl Iterator<Item = usize>, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
+        request.extend_from_slice(b"get");
+        for i in keys {
+            let (k, v, len) = (self.key(i), self.value(i), self.value_len);
+            request.extend_from_slice(format!(" {k}").as_bytes());
+            reply.extend_from_slice(format!("VALUE {k} 0 {len}\r\n{v}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        reply.extend_from_slice(b"END\r\n");
+    }
+}
+
+/// 1,000 keys with 32 B values: the bench's shapes.
+const SMALL: Keyspace = Keyspace {
+    prefix: "alloc",
+    keys: 1000,
+    value_len: 32,
+};
+const KEYS: usize = SMALL.keys;
+const VALUE_LEN: usize = SMALL.value_len;
+
+/// Big values: 300 keys with 4 KiB values, so a multi-get of 100 has a 400 KiB reply.
+const BIG: Keyspace = Keyspace {
+    prefix: "big",
+    keys: 300,
+    value_len: 4096,
+};
 
 fn key(i: usize) -> String {
-    format!("alloc:{:05}", i % KEYS)
+    SMALL.key(i)
 }
 
 fn value(i: usize) -> String {
-    format!("{:0>width$}", i % KEYS, width = VALUE_LEN)
+    SMALL.value(i)
 }
 
 /// Builds request `n` into the request buffer and its expected reply into the reply buffer.
@@ -204,80 +252,35 @@ type Build = fn(usize, &mut Vec<u8>, &mut Vec<u8>);
 
 /// Appends a set of key `n` to its fixed value.
 fn store(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
-    request.extend_from_slice(
-        format!("set {} 0 0 {VALUE_LEN}\r\n{}\r\n", key(n), value(n)).as_bytes(),
-    );
-    reply.extend_from_slice(b"STORED\r\n");
+    SMALL.store(n, request, reply);
 }
 
 /// Appends request `n` of the get/set 9:1 mix, and its expected reply.
 fn single_key(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
-    let (k, v) = (key(n * 7), value(n * 7));
     if n.is_multiple_of(10) {
-        request.extend_from_slice(format!("set {k} 0 0 {VALUE_LEN}\r\n{v}\r\n").as_bytes());
-        reply.extend_from_slice(b"STORED\r\n");
+        SMALL.store(n * 7, request, reply);
     } else {
-        request.extend_from_slice(format!("get {k}\r\n").as_bytes());
-        reply.extend_from_slice(format!("VALUE {k} 0 {VALUE_LEN}\r\n{v}\r\nEND\r\n").as_bytes());
+        SMALL.get(std::iter::once(n * 7), request, reply);
     }
 }
 
 /// Appends multi-get `n` of `KEYS_PER_GET` keys, and its expected reply.
 fn multi_get<const KEYS_PER_GET: usize>(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
-    request.extend_from_slice(b"get");
-    for j in 0..KEYS_PER_GET {
-        let i = n * KEYS_PER_GET + j;
-        request.extend_from_slice(format!(" {}", key(i)).as_bytes());
-        reply.extend_from_slice(
-            format!("VALUE {} 0 {VALUE_LEN}\r\n{}\r\n", key(i), value(i)).as_bytes(),
-        );
-    }
-    request.extend_from_slice(b"\r\n");
-    reply.extend_from_slice(b"END\r\n");
-}
-
-/// Big values: keys `big:NNNNN` with 4 KiB values, so a multi-get of 100 has a 400 KiB reply.
-const BIG_KEYS: usize = 300;
-const BIG_VALUE_LEN: usize = 4096;
-
-fn big_key(i: usize) -> String {
-    format!("big:{:05}", i % BIG_KEYS)
-}
-
-fn big_value(i: usize) -> String {
-    format!("{:0>width$}", i % BIG_KEYS, width = BIG_VALUE_LEN)
+    SMALL.get(
+        (0..KEYS_PER_GET).map(|j| n * KEYS_PER_GET + j),
+        request,
+        reply,
+    );
 }
 
 /// Appends a set of big key `n`.
 fn big_store(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
-    request.extend_from_slice(
-        format!(
-            "set {} 0 0 {BIG_VALUE_LEN}\r\n{}\r\n",
-            big_key(n),
-            big_value(n)
-        )
-        .as_bytes(),
-    );
-    reply.extend_from_slice(b"STORED\r\n");
+    BIG.store(n, request, reply);
 }
 
-/// Appends multi-get `n` of 100 big keys, and its expected reply.
+/// Appends multi-get `n` of 100 big keys (starting at key 7n), and its expected reply.
 fn big_multi_get(n: usize, request: &mut Vec<u8>, reply: &mut Vec<u8>) {
-    request.extend_from_slice(b"get");
-    for j in 0..100 {
-        let i = n * 7 + j;
-        request.extend_from_slice(format!(" {}", big_key(i)).as_bytes());
-        reply.extend_from_slice(
-            format!(
-                "VALUE {} 0 {BIG_VALUE_LEN}\r\n{}\r\n",
-                big_key(i),
-                big_value(i)
-            )
-            .as_bytes(),
-        );
-    }
-    request.extend_from_slice(b"\r\n");
-    reply.extend_from_slice(b"END\r\n");
+    BIG.get((0..100).map(|j| n * 7 + j), request, reply);
 }
 
 /// Appends a multi-bulk redis command.
@@ -571,10 +574,10 @@ fn memcache_ping_pong_and_multi_gets_do_not_allocate() {
 fn memcache_multi_gets_of_big_values_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut setup = Setup::start_memcache();
-    setup.client.run(0, BIG_KEYS, 20, big_store);
+    setup.client.run(0, BIG.keys, 20, big_store);
     // Every key set the measurement asks for (request n starts at key 7n mod 300), so that the
     // buffers reach their steady-state sizes.
-    setup.client.run(0, BIG_KEYS, 1, big_multi_get);
+    setup.client.run(0, BIG.keys, 1, big_multi_get);
     let big = setup.measure(
         "multi-get of 100 keys of 4 KiB, pipeline 1",
         1_000,
