@@ -112,8 +112,9 @@ impl Protocol {
     }
 }
 
-/// Reads the replies of one server connection; remembers a partly parsed
-/// redis reply so that a huge array arriving in many reads is scanned once.
+/// Reads the replies of one server connection; remembers how far a partly
+/// parsed reply got (a redis array, a memcache retrieval's `VALUE` blocks), so
+/// that a huge one arriving in many reads is scanned once.
 pub enum ResponseReader {
     Memcache(rustcracker_memcache::ResponseParser),
     Redis(rustcracker_redis::ResponseParser),
