@@ -434,3 +434,66 @@ fn ipv6_listen() {
         b"STORED\r\nVALUE six 0 1\r\n6\r\nEND\r\n"
     );
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to a backend.
+fn signal(backend: &Memcached, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(backend.process.child.id().to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Replies leave in request order when the servers answer out of order: with
+/// the first request's server stopped, a multi-get over the two others and a
+/// plain get after it are answered first (they wait, merged and in order,
+/// behind the first), and everything is sent once that server answers.
+#[test]
+fn replies_wait_in_order_behind_a_stopped_server() {
+    let setup = setup(3, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    // Store keys until each server holds two, and learn which holds which.
+    let mut on: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for i in 0.. {
+        if on.iter().all(|keys| keys.len() >= 2) {
+            break;
+        }
+        assert!(i < 1000, "ketama put no key on some server");
+        let key = format!("order{i}");
+        c.write_all(format!("set {key} 0 0 {}\r\n{key}\r\n", key.len()).as_bytes())
+            .unwrap();
+        assert_eq!(read_len(&mut c, 8), b"STORED\r\n");
+        let server = (0..3)
+            .find(|&s| {
+                setup.backends[s]
+                    .direct(format!("get {key}\r\n").as_bytes(), b"END\r\n")
+                    .starts_with(b"VALUE")
+            })
+            .expect("one server holds the key");
+        on[server].push(key);
+    }
+    let value = |key: &str| format!("VALUE {key} 0 {}\r\n{key}\r\n", key.len());
+    let (a, b, c2, d) = (&on[0][0], &on[1][0], &on[2][0], &on[1][1]);
+    let expected = format!(
+        "{}END\r\n{}{}END\r\n{}END\r\n",
+        value(a),
+        value(b),
+        value(c2),
+        value(d)
+    );
+    signal(&setup.backends[0], "STOP");
+    c.write_all(format!("get {a}\r\nget {b} {c2}\r\nget {d}\r\n").as_bytes())
+        .unwrap();
+    let (early, _) = common::read_quiet(&mut c, Duration::from_millis(300));
+    signal(&setup.backends[0], "CONT");
+    assert!(
+        early.is_empty(),
+        "replies ahead of the first: {}",
+        common::show(&early)
+    );
+    assert_eq!(
+        common::show(&read_len(&mut c, expected.len())),
+        common::show(expected.as_bytes())
+    );
+}
