@@ -351,7 +351,7 @@ impl Client {
         self.state.borrow().out.len()
     }
 
-    /// Gives memory back when the session goes idle.
+    /// Gives memory back: called by a session found idle at a sweep.
     pub fn shrink(&self) {
         let mut st = self.state.borrow_mut();
         // Small buffers stay (so a request/reply ping-pong allocates nothing);

@@ -72,35 +72,37 @@ const POOL_BYTES_MAX: usize = 32 << 20;
 /// What a merge may keep across an idle sweep.
 const IDLE_BUFFER_MAX: usize = 64 * 1024;
 
-impl Merge {
-    /// The buffer memory this merge holds.
-    fn buffer_bytes(&self) -> usize {
-        self.data.capacity() + self.keys.capacity()
+impl MergePool {
+    /// A kept merge, if any.
+    fn take(&mut self) -> Option<Box<Merge>> {
+        self.taken = true;
+        let merge = self.merges.pop()?;
+        self.bytes -= merge.buffer_bytes();
+        Some(merge)
     }
 
-    /// Gives big buffers back if no split request used the pool since the
-    /// last sweep (called by the worker's housekeeping once a period).
-    pub fn sweep() {
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if !std::mem::take(&mut pool.taken) {
-                pool.merges.retain(|m| m.buffer_bytes() <= IDLE_BUFFER_MAX);
-                pool.bytes = pool.merges.iter().map(|m| m.buffer_bytes()).sum();
-            }
-        });
+    /// Keeps a finished merge, within the count and the memory budget.
+    fn keep(&mut self, merge: Box<Merge>) {
+        let bytes = merge.buffer_bytes();
+        if self.merges.len() < POOL_MAX && self.bytes + bytes <= POOL_BYTES_MAX {
+            self.bytes += bytes;
+            self.merges.push(merge);
+        }
+    }
+
+    /// Lets big buffers go if no merge was taken since the last sweep.
+    fn sweep(&mut self) {
+        if !std::mem::take(&mut self.taken) {
+            self.merges.retain(|m| m.buffer_bytes() <= IDLE_BUFFER_MAX);
+            self.bytes = self.merges.iter().map(|m| m.buffer_bytes()).sum();
+        }
     }
 }
 
 impl Merge {
     /// A merge of `fragments` replies (from the worker's pool when it can).
     pub fn new(kind: MergeKind, fragments: usize) -> Box<Merge> {
-        let pooled = POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            pool.taken = true;
-            let merge = pool.merges.pop()?;
-            pool.bytes -= merge.buffer_bytes();
-            Some(merge)
-        });
+        let pooled = POOL.with(|pool| pool.borrow_mut().take());
         let mut merge = pooled.unwrap_or_else(|| {
             Box::new(Merge {
                 kind,
@@ -131,14 +133,18 @@ impl Merge {
 
     /// Gives a finished merge back to the worker's pool.
     pub fn recycle(merge: Box<Merge>) {
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let bytes = merge.buffer_bytes();
-            if pool.merges.len() < POOL_MAX && pool.bytes + bytes <= POOL_BYTES_MAX {
-                pool.bytes += bytes;
-                pool.merges.push(merge);
-            }
-        });
+        POOL.with(|pool| pool.borrow_mut().keep(merge));
+    }
+
+    /// Gives big buffers back if no split request used the worker's pool
+    /// since the last sweep (called by its housekeeping once a period).
+    pub fn sweep() {
+        POOL.with(|pool| pool.borrow_mut().sweep());
+    }
+
+    /// The buffer memory this merge holds.
+    fn buffer_bytes(&self) -> usize {
+        self.data.capacity() + self.keys.capacity()
     }
 
     /// Records the next key of the original request and its fragment.
