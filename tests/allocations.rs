@@ -482,6 +482,7 @@ impl Setup {
                 stats_port: common::free_port(),
                 stats_interval_ms: 30_000,
                 coalesce: Duration::from_micros(rustcracker::proxy::DEFAULT_COALESCE_US),
+                combine_gets: rustcracker::proxy::MAX_COMBINED_KEYS,
             },
         )
         .expect("proxy starts");

@@ -28,6 +28,8 @@ pub const MAX_THREADS: usize = 1024;
 pub const DEFAULT_COALESCE_US: u64 = crate::proxy::DEFAULT_COALESCE_US;
 /// Largest accepted `--coalesce`, in microseconds.
 pub const MAX_COALESCE_US: u64 = 1000;
+/// Default and largest `--combine-gets`: keys per combined memcache `get` line.
+pub const MAX_COMBINE_GETS: usize = crate::proxy::MAX_COMBINED_KEYS;
 
 /// Everything the command line sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub struct Options {
     pub threads: usize,
     /// `--coalesce`, microseconds.
     pub coalesce_us: u64,
+    /// `--combine-gets`: the most keys per combined memcache `get` line (0: off).
+    pub combine_gets: usize,
     /// `--route`: print key placement and exit.
     pub route: bool,
     /// `--pool`: limit `--route` to this pool.
@@ -89,6 +93,7 @@ impl Default for Options {
             mbuf_size: DEFAULT_MBUF_SIZE,
             threads: DEFAULT_THREADS,
             coalesce_us: DEFAULT_COALESCE_US,
+            combine_gets: MAX_COMBINE_GETS,
             route: false,
             pool: None,
             args: Vec::new(),
@@ -139,6 +144,9 @@ pub enum CliError {
     /// `--coalesce` missing or not a number in 0..=1000.
     #[error("option --coalesce requires a number of microseconds between 0 and {MAX_COALESCE_US}")]
     Coalesce,
+    /// `--combine-gets` missing or not a number in 0..=100.
+    #[error("option --combine-gets requires a number of keys between 0 and {MAX_COMBINE_GETS}")]
+    CombineGets,
     /// `--pool` without its argument.
     #[error("option --pool requires a string")]
     Pool,
@@ -151,6 +159,7 @@ enum Opt {
     Short(u8),
     Threads,
     Coalesce,
+    CombineGets,
     Route,
     Pool,
 }
@@ -177,6 +186,7 @@ const NUTCRACKER_LONG: &[(&str, bool, u8)] = &[
 const OUR_LONG: &[(&str, bool, Opt)] = &[
     ("threads", true, Opt::Threads),
     ("coalesce", true, Opt::Coalesce),
+    ("combine-gets", true, Opt::CombineGets),
     ("route", false, Opt::Route),
     ("pool", true, Opt::Pool),
 ];
@@ -289,6 +299,7 @@ fn missing_argument(opt: Opt) -> CliError {
         Opt::Short(c) => CliError::RequiresNumber(char::from(c)),
         Opt::Threads => CliError::Threads,
         Opt::Coalesce => CliError::Coalesce,
+        Opt::CombineGets => CliError::CombineGets,
         Opt::Pool => CliError::Pool,
         Opt::Route => CliError::UnexpectedArgument("route"),
     }
@@ -364,6 +375,12 @@ fn apply(opts: &mut Options, opt: Opt, value: Option<Vec<u8>>) -> Result<(), Cli
                 .map(u64::from)
                 .filter(|v| *v <= MAX_COALESCE_US)
                 .ok_or(CliError::Coalesce)?;
+        }
+        Opt::CombineGets => {
+            opts.combine_gets = atoi(&value)
+                .map(|v| v as usize)
+                .filter(|v| *v <= MAX_COMBINE_GETS)
+                .ok_or(CliError::CombineGets)?;
         }
         Opt::Route => opts.route = true,
         Opt::Pool => opts.pool = Some(String::from_utf8_lossy(&value).into_owned()),
@@ -447,6 +464,11 @@ mod tests {
         assert_eq!(p(&["--coalesce=1001"]), Err(CliError::Coalesce));
         assert_eq!(p(&["--coalesce=-1"]), Err(CliError::Coalesce));
         assert_eq!(p(&["--coalesce"]), Err(CliError::Coalesce));
+        assert_eq!(p(&[]).unwrap().combine_gets, MAX_COMBINE_GETS);
+        assert_eq!(p(&["--combine-gets=0"]).unwrap().combine_gets, 0);
+        assert_eq!(p(&["--comb", "8"]).unwrap().combine_gets, 8);
+        assert_eq!(p(&["--combine-gets=101"]), Err(CliError::CombineGets));
+        assert_eq!(p(&["--combine-gets"]), Err(CliError::CombineGets));
         assert_eq!(p(&["--stats-p", "5"]).unwrap().stats_port, 5);
     }
 

@@ -166,6 +166,7 @@ fn serve(opts: Options) -> u8 {
         stats_port: opts.stats_port,
         stats_interval_ms: opts.stats_interval_ms,
         coalesce: std::time::Duration::from_micros(opts.coalesce_us),
+        combine_gets: opts.combine_gets,
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

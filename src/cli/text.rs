@@ -3,6 +3,7 @@
 use super::parse::{
     DEFAULT_COALESCE_US, DEFAULT_CONF_FILE, DEFAULT_LOG_LEVEL, DEFAULT_MBUF_SIZE,
     DEFAULT_STATS_ADDR, DEFAULT_STATS_INTERVAL_MS, DEFAULT_STATS_PORT, DEFAULT_THREADS,
+    MAX_COMBINE_GETS,
 };
 use crate::logging::{LOG_EMERG, LOG_PVERB};
 
@@ -33,7 +34,8 @@ pub fn usage() -> String {
         "Usage: rustcracker [-?hVdDt] [-v verbosity level] [-o output file]
                    [-c conf file] [-s stats port] [-a stats addr]
                    [-i stats interval] [-p pid file] [-m mbuf size]
-                   [--threads=N] [--coalesce=N] [--route [KEY...]] [--pool=S]
+                   [--threads=N] [--coalesce=N] [--combine-gets=N]
+                   [--route [KEY...]] [--pool=S]
 
 Options:
   -h, --help             : this help
@@ -52,6 +54,8 @@ Options:
       --threads=N        : set number of worker threads (default: {DEFAULT_THREADS})
       --coalesce=N       : under load, let events gather for up to N usec per
                            wake-up of a worker (default: {DEFAULT_COALESCE_US}, 0: off)
+      --combine-gets=N   : send the memcache gets queued for a server in one
+                           round as one get of up to N keys (default: {MAX_COMBINE_GETS}, 0: off)
       --route [KEY...]   : print the server each key maps to and exit
                            (keys from the arguments, else one per line from stdin)
       --pool=S           : limit --route to one pool

@@ -167,6 +167,22 @@ impl Client {
         }
     }
 
+    /// The reply for retrieval `seq` that was part of a combined line: its
+    /// `VALUE` blocks, then `END`.
+    pub fn complete_values(self: &Rc<Self>, seq: u64, body: &[u8], backend: Duration) {
+        let st = self.state.borrow_mut();
+        if st.closed || seq < st.base_seq {
+            return;
+        }
+        let index = (seq - st.base_seq) as usize;
+        if let Some(Slot::Merge(merge, _)) = self.put_reply(st, index, backend, |buf| {
+            buf.extend_from_slice(body);
+            buf.extend_from_slice(b"END\r\n");
+        }) {
+            Merge::recycle(merge);
+        }
+    }
+
     /// Writes the reply for the request in slot `index` with `write`: at the
     /// end of `out` when it is the oldest outstanding, else into `early`.
     /// Returns what the slot held.

@@ -10,7 +10,7 @@ use rustcracker_memcache::{Command, Request, RequestParse, RequestParser};
 use super::client::Client;
 use super::merge::{Merge, MergeKind};
 use super::pool::PoolRuntime;
-use super::server::WHOLE;
+use super::server::{Pending, ServerConnection, WHOLE};
 use super::session::{Dispatched, Stop};
 use super::split;
 
@@ -53,28 +53,16 @@ fn dispatch_with(
                 match request.command {
                     // Bytes after `quit` are discarded; earlier replies are still delivered.
                     Command::Quit => return Dispatched::stop(pos, Stop::Quit),
-                    Command::Version => forward(
-                        client,
-                        pool,
-                        PLACEHOLDER,
-                        bytes,
-                        false,
-                        Command::Version as u16,
-                    ),
+                    Command::Version => {
+                        forward(client, pool, PLACEHOLDER, bytes, false, Command::Version)
+                    }
                     _ if request.keys.len() > 1 => forward_split(client, pool, bytes, &request),
                     _ => {
                         let key = request
                             .keys
                             .first()
                             .map_or(PLACEHOLDER, |k| &bytes[k.range()]);
-                        forward(
-                            client,
-                            pool,
-                            key,
-                            bytes,
-                            request.noreply,
-                            request.command as u16,
-                        );
+                        forward(client, pool, key, bytes, request.noreply, request.command);
                     }
                 }
                 // Its key list serves the next multi-key request.
@@ -92,11 +80,11 @@ fn forward(
     key: &[u8],
     bytes: &[u8],
     noreply: bool,
-    command: u16,
+    command: Command,
 ) {
     let Some(server) = pool.route(key) else {
         if !noreply {
-            client.refuse(command);
+            client.refuse(command as u16);
         }
         return;
     };
@@ -105,9 +93,37 @@ fn forward(
         conn.enqueue(bytes, None);
         return;
     }
-    let seq = client.reserve(command);
+    let seq = client.reserve(command as u16);
     let pending = pool.pending(client, seq, WHOLE);
-    conn.enqueue(bytes, Some(pending));
+    queue(&conn, command, std::iter::once(key), bytes, pending);
+}
+
+/// Queues `bytes`, a request of `command` for `keys`, on `conn`: a `get` or
+/// `gets` as a line of its keys that may be combined with other clients'
+/// (see `combine.rs`), anything else as it came.
+fn queue<'k>(
+    conn: &ServerConnection,
+    command: Command,
+    keys: impl Iterator<Item = &'k [u8]>,
+    bytes: &[u8],
+    pending: Pending,
+) {
+    let gets = match command {
+        Command::Get => false,
+        Command::Gets => true,
+        _ => return conn.enqueue(bytes, Some(pending)),
+    };
+    FRAGMENT.with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        line.extend_from_slice(command.name().as_bytes());
+        for key in keys {
+            line.push(b' ');
+            line.extend_from_slice(key);
+        }
+        line.extend_from_slice(b"\r\n");
+        conn.enqueue_retrieval(&line, gets, bytes.len(), pending);
+    });
 }
 
 /// A retrieval of several keys: one sub-request per server, keys in request
@@ -116,8 +132,8 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
     split::with_split(|split| {
         let command = request.command as u16;
         let keys = request.keys.iter().map(|k| &bytes[k.range()]);
-        if !split.route(client, pool, command, keys, |conn, pending| {
-            conn.enqueue(bytes, Some(pending))
+        if !split.route(client, pool, command, keys.clone(), |conn, pending| {
+            queue(conn, request.command, keys, bytes, pending)
         }) {
             return;
         }
@@ -128,9 +144,23 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
         let seq = client.reserve_merge(merge, command);
         FRAGMENT.with(|sub| {
             let mut sub = sub.borrow_mut();
-            split.send_fragments(client, pool, seq, &mut sub, |keys, out| {
-                rustcracker_memcache::write_fragment(bytes, request, keys, out);
-            });
+            split.send_fragments(
+                client,
+                pool,
+                seq,
+                &mut sub,
+                |keys, out| rustcracker_memcache::write_fragment(bytes, request, keys, out),
+                |conn, fragment, pending| match request.command {
+                    // A fragment is a line of its keys already.
+                    Command::Get | Command::Gets => conn.enqueue_retrieval(
+                        fragment,
+                        request.command == Command::Gets,
+                        fragment.len(),
+                        pending,
+                    ),
+                    _ => conn.enqueue(fragment, Some(pending)),
+                },
+            );
             if sub.capacity() > 64 * 1024 {
                 *sub = Vec::new();
             }

@@ -261,7 +261,11 @@ impl MergeKind {
     /// (a backend `SERVER_ERROR`, say) fails the request with EINVAL, as in nutcracker.
     fn accepts(self, reply: &[u8]) -> bool {
         match self {
-            MergeKind::MemcacheValues => reply.starts_with(b"VALUE ") || reply == b"END\r\n",
+            // A fragment that was part of a combined line gets its `VALUE`
+            // blocks without the `END` (none at all when every key missed).
+            MergeKind::MemcacheValues => {
+                reply.is_empty() || reply.starts_with(b"VALUE ") || reply == b"END\r\n"
+            }
             // The redis merges check the reply types themselves.
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => true,
         }

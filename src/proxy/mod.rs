@@ -11,6 +11,7 @@
 mod client;
 mod clock;
 mod coalesce;
+mod combine;
 mod errno;
 mod listener;
 mod memcache;
@@ -40,6 +41,7 @@ use rustcracker_config::{Config, Pool};
 use crate::stats::{Registry, WorkerStats};
 
 pub use coalesce::DEFAULT_WINDOW_US as DEFAULT_COALESCE_US;
+pub use combine::KEYS_MAX as MAX_COMBINED_KEYS;
 pub use errno::Failure;
 pub use listener::ListenError;
 
@@ -66,6 +68,8 @@ pub struct ProxyOptions {
     pub stats_interval_ms: u64,
     /// `--coalesce`: how long a busy worker lets events gather (zero: never).
     pub coalesce: Duration,
+    /// `--combine-gets`: the most keys per combined memcache `get` line (0: off).
+    pub combine_gets: usize,
 }
 
 /// Why the proxy could not start.
@@ -172,6 +176,8 @@ struct Worker {
     mbuf_size: usize,
     /// `--coalesce`.
     coalesce_window: Duration,
+    /// `--combine-gets`.
+    combine_gets: usize,
     stats: Arc<WorkerStats>,
 }
 
@@ -208,6 +214,7 @@ impl Proxy {
         let (shutdown, watcher) = watch::channel(false);
         let mbuf_size = options.mbuf_size;
         let coalesce_window = options.coalesce;
+        let combine_gets = options.combine_gets;
         let mut workers = Vec::with_capacity(threads);
         for (index, bound) in listeners.into_iter().enumerate() {
             let pools = pools.clone();
@@ -225,6 +232,7 @@ impl Proxy {
                         shutdown: watcher,
                         mbuf_size,
                         coalesce_window,
+                        combine_gets,
                         stats,
                     };
                     worker_main(worker, ready_tx)
@@ -275,6 +283,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
         shutdown,
         mbuf_size,
         coalesce_window,
+        combine_gets,
         stats,
     } = worker;
     let mut builder = tokio::runtime::Builder::new_current_thread();
@@ -298,6 +307,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
                 pool,
                 clients,
                 mbuf_size,
+                combine_gets,
                 stats.clone(),
             ));
             stats.total_connections.inc();

@@ -36,6 +36,8 @@ pub struct PoolRuntime {
     pub max_key_len: usize,
     /// This pool's position in the config (and in the stats).
     pub index: usize,
+    /// The most keys per combined `get` line (memcache pools; 0: not combined).
+    pub combine_keys: usize,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
 }
@@ -47,6 +49,7 @@ impl PoolRuntime {
         config: Arc<Pool>,
         clients: Arc<AtomicUsize>,
         mbuf_size: usize,
+        combine_gets: usize,
         stats: Arc<WorkerStats>,
     ) -> PoolRuntime {
         let names: Vec<(&[u8], u32)> = config
@@ -74,6 +77,7 @@ impl PoolRuntime {
             next_rebuild: Cell::new(None),
             clients,
             index,
+            combine_keys: if config.redis { 0 } else { combine_gets },
             stats,
             max_key_len: rustcracker_redis::max_key_len_for_mbuf(mbuf_size),
             config,

@@ -193,9 +193,14 @@ fn forward_split(
             merge.push_key(&[], fragment);
         }
         let seq = client.reserve_merge(merge, command);
-        split.send_fragments(client, pool, seq, &mut session.scratch, |keys, out| {
-            rustcracker_redis::write_fragment(bytes, request, keys, out);
-        });
+        split.send_fragments(
+            client,
+            pool,
+            seq,
+            &mut session.scratch,
+            |keys, out| rustcracker_redis::write_fragment(bytes, request, keys, out),
+            |conn, fragment, pending| conn.enqueue(fragment, Some(pending)),
+        );
     });
 }
 

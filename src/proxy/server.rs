@@ -24,6 +24,7 @@ use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
 
 use super::client::{Client, ReplyBatchGuard};
+use super::combine::{self, Cut};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
 use super::stream::Stream;
@@ -56,6 +57,45 @@ impl Pending {
             client.complete_fragment(self.seq, self.fragment, outcome, backend);
         }
     }
+
+    /// Hands a member of a combined retrieval its `VALUE` blocks (the
+    /// client's reply is `body` then `END`).
+    fn deliver_values(self, body: &[u8], backend: Duration) {
+        let Some(client) = self.client else { return };
+        if self.fragment == WHOLE {
+            client.complete_values(self.seq, body, backend);
+        } else {
+            client.complete_fragment(self.seq, self.fragment, Ok(body), backend);
+        }
+    }
+}
+
+/// A request in a connection's FIFO.
+struct Waiting {
+    pending: Pending,
+    /// Its length in bytes (as the client sent it), for the queue gauges.
+    len: u32,
+    queued: Instant,
+    /// Bytes of the connection's `keys` that are this request's keys: set
+    /// for the members of a combined retrieval, else 0.
+    keys: u32,
+    /// Joined the retrieval line of the request before it: its reply is
+    /// part of that one's.
+    joined: bool,
+}
+
+/// The `get` / `gets` line at the end of a connection's output, not yet
+/// written, that later retrievals may join (see [`combine`]).
+#[derive(Clone, Copy)]
+struct OpenLine {
+    gets: bool,
+    /// Where the line starts and ends in `out` (it is joinable only while
+    /// it still ends `out`).
+    start: usize,
+    end: usize,
+    keys: usize,
+    /// Another request joined it (the first one's keys were recorded then).
+    joined: bool,
 }
 
 /// One connection to one server.
@@ -68,9 +108,16 @@ pub struct ServerConnection {
 
 struct ConnectionState {
     out: Vec<u8>,
-    /// Requests awaiting replies, oldest first, with their lengths in bytes
-    /// and when they were queued.
-    fifo: VecDeque<(Pending, u32, Instant)>,
+    /// Requests awaiting replies, oldest first.
+    fifo: VecDeque<Waiting>,
+    /// The retrieval line later ones may join.
+    open: Option<OpenLine>,
+    /// The keys of the members of combined lines, in FIFO order, each
+    /// followed by a space; consumed from `keys_head` as replies come in.
+    keys: Vec<u8>,
+    keys_head: usize,
+    /// The most keys a combined line carries; 0: retrievals are not combined.
+    combine_max: usize,
     /// Closed after a failure; the server opens a new connection for the next request.
     broken: bool,
     /// Requests (and their bytes) queued but not yet fully written: all, and
@@ -79,6 +126,86 @@ struct ConnectionState {
     unwritten_replied: Queued,
     /// Requests written and awaiting their reply.
     outstanding: Queued,
+}
+
+/// The keys of a retrieval line `get k1 k2\r\n` / `gets …`: `k1 k2`.
+fn keys_on(line: &[u8], gets: bool) -> &[u8] {
+    let command = if gets { "gets ".len() } else { "get ".len() };
+    line.get(command..line.len().saturating_sub(2))
+        .unwrap_or_default()
+}
+
+impl ConnectionState {
+    /// Joins retrieval `line` to the open line if it may: same command, the
+    /// open line still unwritten and last in `out`, within the line bounds,
+    /// and no key of `line` already on it. Returns the bytes its keys take in
+    /// `keys`.
+    fn join(&mut self, line: &[u8], gets: bool) -> Option<u32> {
+        let mut open = self.open?;
+        let new_keys = keys_on(line, gets);
+        let count = memchr::memchr_iter(b' ', new_keys).count() + 1;
+        if open.end != self.out.len()
+            || open.gets != gets
+            || new_keys.is_empty()
+            || open.keys + count > self.combine_max
+            || open.end - open.start + new_keys.len() + 1 > combine::LINE_MAX
+        {
+            return None;
+        }
+        let open_keys = keys_on(&self.out[open.start..open.end], gets);
+        if new_keys
+            .split(|&b| b == b' ')
+            .any(|key| combine::has_key(open_keys, key))
+        {
+            return None;
+        }
+        if !open.joined {
+            // The line's first request has company now: record its keys too
+            // (its FIFO entry is the last one: nothing was queued after it).
+            let first = self.fifo.back_mut()?;
+            first.keys = open_keys.len() as u32 + 1;
+            self.keys.extend_from_slice(open_keys);
+            self.keys.push(b' ');
+            open.joined = true;
+        }
+        self.out.truncate(open.end - 2);
+        self.out.push(b' ');
+        self.out.extend_from_slice(new_keys);
+        self.out.extend_from_slice(b"\r\n");
+        self.keys.extend_from_slice(new_keys);
+        self.keys.push(b' ');
+        open.keys += count;
+        open.end = self.out.len();
+        self.open = Some(open);
+        Some(new_keys.len() as u32 + 1)
+    }
+
+    /// Takes the requests a reply is for: the FIFO's head, and when it heads
+    /// a combined line, every member (into `group`, their keys into `keys`).
+    fn take_reply(&mut self, group: &mut Vec<Waiting>, keys: &mut Vec<u8>) -> Option<Waiting> {
+        let head = self.fifo.pop_front()?;
+        if head.keys == 0 {
+            return Some(head);
+        }
+        let mut total = head.keys as usize;
+        group.push(head);
+        while let Some(member) = self.fifo.pop_front() {
+            if !member.joined {
+                self.fifo.push_front(member);
+                break;
+            }
+            total += member.keys as usize;
+            group.push(member);
+        }
+        let end = (self.keys_head + total).min(self.keys.len());
+        keys.extend_from_slice(&self.keys[self.keys_head..end]);
+        self.keys_head = end;
+        if self.keys_head == self.keys.len() {
+            self.keys.clear();
+            self.keys_head = 0;
+        }
+        None
+    }
 }
 
 /// A count of requests and their bytes.
@@ -114,7 +241,45 @@ impl ServerConnection {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
         st.out.extend_from_slice(request);
-        let len = request.len() as i64;
+        st.open = None;
+        drop(st);
+        self.queued(wake, request.len(), pending, 0, false);
+    }
+
+    /// Queues a memcache retrieval: `line` is `get k1 k2 …\r\n` (or `gets`),
+    /// keys separated by one space. It joins the retrieval line queued just
+    /// before when it can (see [`combine`]). `request_len` is what the client
+    /// sent, for the stats.
+    pub fn enqueue_retrieval(&self, line: &[u8], gets: bool, request_len: usize, pending: Pending) {
+        let mut st = self.state.borrow_mut();
+        let wake = st.out.is_empty();
+        let joined = st.join(line, gets);
+        if joined.is_none() {
+            let start = st.out.len();
+            st.out.extend_from_slice(line);
+            st.open = (st.combine_max > 0).then(|| OpenLine {
+                gets,
+                start,
+                end: st.out.len(),
+                keys: keys_on(line, gets).split(|&b| b == b' ').count(),
+                joined: false,
+            });
+        }
+        drop(st);
+        self.queued(
+            wake,
+            request_len,
+            Some(pending),
+            joined.unwrap_or(0),
+            joined.is_some(),
+        );
+    }
+
+    /// Counts a request just queued and enters it in the FIFO.
+    fn queued(&self, wake: bool, len: usize, pending: Option<Pending>, keys: u32, joined: bool) {
+        let mut st = self.state.borrow_mut();
+        let request_len = len;
+        let len = len as i64;
         let stats = self.stats.get();
         stats.requests.inc();
         stats.request_bytes.add(len);
@@ -126,11 +291,13 @@ impl ServerConnection {
             st.unwritten_replied.requests += 1;
             st.unwritten_replied.bytes += len;
             super::coalesce::count_event();
-            st.fifo.push_back((
-                p,
-                request.len() as u32,
-                Instant::from_std(super::clock::now()),
-            ));
+            st.fifo.push_back(Waiting {
+                pending: p,
+                len: request_len as u32,
+                queued: Instant::from_std(super::clock::now()),
+                keys,
+                joined,
+            });
         }
         drop(st);
         if wake {
@@ -143,6 +310,7 @@ impl ServerConnection {
     pub fn prepend(&self, request: &[u8], count: usize, deadline: Option<Instant>) {
         let mut st = self.state.borrow_mut();
         st.out.splice(0..0, request.iter().copied());
+        st.open = None;
         for _ in 0..count {
             let internal = Pending {
                 client: None,
@@ -150,9 +318,32 @@ impl ServerConnection {
                 fragment: WHOLE,
                 deadline,
             };
-            st.fifo
-                .push_front((internal, 0, Instant::from_std(super::clock::now())));
+            st.fifo.push_front(Waiting {
+                pending: internal,
+                len: 0,
+                queued: Instant::from_std(super::clock::now()),
+                keys: 0,
+                joined: false,
+            });
         }
+    }
+
+    /// Counts the reply (`len` bytes) to request `waiting`, which leaves the FIFO.
+    fn replied(&self, waiting: &Waiting, len: usize, arrived: Instant) {
+        super::coalesce::count_event();
+        if waiting.pending.client.is_none() {
+            return;
+        }
+        let stats = self.stats.get();
+        stats.responses.inc();
+        stats.response_bytes.add(len as i64);
+        stats.out_queue.add(-1);
+        stats.out_queue_bytes.add(-i64::from(waiting.len));
+        let waited = arrived.saturating_duration_since(waiting.queued);
+        self.stats.latency().record_us(waited.as_micros() as u64);
+        let mut st = self.state.borrow_mut();
+        st.outstanding.requests -= 1;
+        st.outstanding.bytes -= i64::from(waiting.len);
     }
 
     /// Whether the connection failed and must not take more requests.
@@ -168,6 +359,9 @@ impl ServerConnection {
             let mut st = self.state.borrow_mut();
             st.broken = true;
             st.out = Vec::new();
+            st.open = None;
+            st.keys = Vec::new();
+            st.keys_head = 0;
             let stats = self.stats.get();
             stats.in_queue.add(-st.unwritten.requests);
             stats.in_queue_bytes.add(-st.unwritten.bytes);
@@ -179,8 +373,8 @@ impl ServerConnection {
             std::mem::take(&mut st.fifo)
         };
         let _batch = ReplyBatchGuard::open();
-        for (pending, _, _) in fifo {
-            pending.deliver(Err(failure), Duration::ZERO);
+        for waiting in fifo {
+            waiting.pending.deliver(Err(failure), Duration::ZERO);
         }
     }
 }
@@ -232,6 +426,10 @@ impl ServerRuntime {
             state: RefCell::new(ConnectionState {
                 out: Vec::new(),
                 fifo: VecDeque::new(),
+                open: None,
+                keys: Vec::new(),
+                keys_head: 0,
+                combine_max: pool.combine_keys,
                 broken: false,
                 unwritten: Queued::default(),
                 unwritten_replied: Queued::default(),
@@ -278,6 +476,8 @@ const OUT_KEEP: usize = 256 * 1024;
 /// The most requests whose room a server connection keeps in its FIFO once
 /// every reply is in (a burst of thousands of clients grows it).
 const FIFO_KEEP: usize = 4096;
+/// The most room for combined lines' keys a connection keeps once every reply is in.
+const KEYS_KEEP: usize = 64 * 1024;
 
 /// The task behind one server connection: connect, then write / read / time out
 /// until the connection fails or the server closes it.
@@ -347,6 +547,10 @@ async fn serve(
     let mut start = 0usize;
     let mut need = 0usize;
     let mut reader = ResponseReader::new(pool.protocol);
+    // A combined retrieval's members, their keys and their parts of the reply (reused).
+    let mut group: Vec<Waiting> = Vec::new();
+    let mut group_keys: Vec<u8> = Vec::new();
+    let mut bodies = Vec::new();
     let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
     let mut armed: Option<Instant> = None;
     loop {
@@ -375,6 +579,10 @@ async fn serve(
                         return Some(Failure::from_io(&e));
                     }
                 }
+            }
+            if written > 0 {
+                // The open line, or part of it, is on the wire: nothing joins it now.
+                st.open = None;
             }
             if written == st.out.len() {
                 st.out.clear();
@@ -411,7 +619,7 @@ async fn serve(
                 .borrow()
                 .fifo
                 .front()
-                .and_then(|(p, _, _)| p.deadline)
+                .and_then(|w| w.pending.deadline)
             {
                 timer.as_mut().reset(d);
                 armed = Some(d);
@@ -467,26 +675,41 @@ async fn serve(
                             if server_failure {
                                 return Some(Failure::INVALID);
                             }
-                            let pending = conn.state.borrow_mut().fifo.pop_front();
-                            let Some((pending, request_len, queued)) = pending else {
+                            let reply = &buf[..len];
+                            let head = conn.state.borrow_mut().take_reply(&mut group, &mut group_keys);
+                            server.failures.set(0);
+                            if let Some(head) = head {
+                                conn.replied(&head, len, arrived);
+                                let waited = arrived.saturating_duration_since(head.queued);
+                                head.pending.deliver(Ok(reply), waited);
+                            } else if group.is_empty() {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
-                            };
-                            super::coalesce::count_event();
-                            server.failures.set(0);
-                            let waited = arrived.saturating_duration_since(queued);
-                            if pending.client.is_some() {
-                                let stats = conn.stats.get();
-                                stats.responses.inc();
-                                stats.response_bytes.add(len as i64);
-                                stats.out_queue.add(-1);
-                                stats.out_queue_bytes.add(-i64::from(request_len));
-                                conn.stats.latency().record_us(waited.as_micros() as u64);
-                                let mut st = conn.state.borrow_mut();
-                                st.outstanding.requests -= 1;
-                                st.outstanding.bytes -= i64::from(request_len);
+                            } else {
+                                let keys = group.iter().map(|w| w.keys as usize);
+                                let cut = combine::cut(reply, &group_keys, keys, &mut bodies);
+                                group_keys.clear();
+                                if cut == Cut::Invalid {
+                                    crate::log_error!("parsed bad response from '{}'", server.config.pname);
+                                    for member in group.drain(..) {
+                                        member.pending.deliver(Err(Failure::INVALID), Duration::ZERO);
+                                    }
+                                    return Some(Failure::INVALID);
+                                }
+                                for (i, member) in group.drain(..).enumerate() {
+                                    let waited = arrived.saturating_duration_since(member.queued);
+                                    match bodies.get(i) {
+                                        Some(body) if cut == Cut::Values => {
+                                            conn.replied(&member, body.len() + b"END\r\n".len(), arrived);
+                                            member.pending.deliver_values(&reply[body.clone()], waited);
+                                        }
+                                        _ => {
+                                            conn.replied(&member, len, arrived);
+                                            member.pending.deliver(Ok(reply), waited);
+                                        }
+                                    }
+                                }
                             }
-                            pending.deliver(Ok(&buf[..len]), waited);
                             start += len;
                         }
                     }
@@ -503,6 +726,9 @@ async fn serve(
                     if st.fifo.is_empty() && st.fifo.capacity() > FIFO_KEEP {
                         st.fifo = VecDeque::new();
                     }
+                    if st.fifo.is_empty() && st.keys.capacity() > KEYS_KEEP {
+                        st.keys = Vec::new();
+                    }
                 } else if start > 0 {
                     input.drain(..start);
                     need = need.saturating_sub(start);
@@ -517,7 +743,7 @@ async fn serve(
             _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
-                let head = conn.state.borrow().fifo.front().and_then(|(p, _, _)| p.deadline);
+                let head = conn.state.borrow().fifo.front().and_then(|w| w.pending.deadline);
                 if head.is_some_and(|d| d <= Instant::now()) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);

@@ -160,7 +160,8 @@ impl Split {
 
     /// Queues the sub-request of every fragment on its server, as entries
     /// `0..` of the split request `seq` of `client`: `write` builds a
-    /// fragment's request from its key indexes into `buf` (cleared first).
+    /// fragment's request from its key indexes into `buf` (cleared first),
+    /// `queue` queues it.
     pub fn send_fragments(
         &self,
         client: &Rc<Client>,
@@ -168,13 +169,14 @@ impl Split {
         seq: u64,
         buf: &mut Vec<u8>,
         mut write: impl FnMut(&[usize], &mut Vec<u8>),
+        mut queue: impl FnMut(&ServerConnection, &[u8], Pending),
     ) {
         for fragment in 0..self.fragment_count() {
             buf.clear();
             write(self.keys_of(fragment), buf);
             let conn = pool.servers[self.server(fragment)].connection(pool);
             let pending = pool.pending(client, seq, fragment as u32);
-            conn.enqueue(buf, Some(pending));
+            queue(&conn, buf, pending);
         }
     }
 

@@ -1,0 +1,207 @@
+//! Combined retrievals (`--combine-gets`): the `get`s and `gets` queued for one
+//! memcached in one round leave as one multi-key line, and every client still
+//! gets exactly the reply it would have got alone. Checked differentially: the
+//! same pipelines through rustcracker combining, rustcracker not combining,
+//! and nutcracker 0.5.0, over the same two memcached.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{read_len, read_quiet, show, Flavor, Memcached, Proxy};
+
+struct Setup {
+    backends: [Memcached; 2],
+    /// (name, listen port, proxy)
+    proxies: Vec<(&'static str, u16, Proxy)>,
+}
+
+fn config(port: u16, backends: &[Memcached]) -> String {
+    let mut config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
+         timeout: 5000\n  servers:\n"
+    );
+    for b in backends {
+        config.push_str(&format!("   - 127.0.0.1:{}:1\n", b.port));
+    }
+    config
+}
+
+fn setup() -> Setup {
+    let backends = [Memcached::start(), Memcached::start()];
+    let mut proxies = Vec::new();
+    for (name, flavor, args) in [
+        ("combining", Flavor::Rustcracker, &[][..]),
+        (
+            "not combining",
+            Flavor::Rustcracker,
+            &["--combine-gets=0"][..],
+        ),
+        ("nutcracker", Flavor::Nutcracker, &[][..]),
+    ] {
+        if flavor == Flavor::Nutcracker && !common::nutcracker_bin().exists() {
+            continue;
+        }
+        let port = common::free_port();
+        let proxy = Proxy::start(flavor, &config(port, &backends), port, args);
+        proxies.push((name, port, proxy));
+    }
+    // The keys every case reads: small values with distinct flags, a few
+    // big ones (replies over many reads), and long keys.
+    let mut fill = Vec::new();
+    for i in 0..40 {
+        let value = format!("value-{i}");
+        fill.extend_from_slice(format!("set k{i} {i} 0 {}\r\n{value}\r\n", value.len()).as_bytes());
+    }
+    for i in 0..3 {
+        let value = vec![b'a' + i as u8; 100_000];
+        fill.extend_from_slice(format!("set big{i} 0 0 {}\r\n", value.len()).as_bytes());
+        fill.extend_from_slice(&value);
+        fill.extend_from_slice(b"\r\n");
+    }
+    for i in 0..20 {
+        fill.extend_from_slice(format!("set {} 0 0 1\r\n{}\r\n", long_key(i), i % 10).as_bytes());
+    }
+    let stored = exchange(proxies[0].1, &fill);
+    assert_eq!(stored, b"STORED\r\n".repeat(63), "{}", show(&stored));
+    Setup { backends, proxies }
+}
+
+/// A key of 250 bytes (the longest memcached takes).
+fn long_key(i: usize) -> String {
+    format!("{i:0>250}")
+}
+
+/// Sends `request` in one write on a new connection and reads until the
+/// connection has been quiet for a while.
+fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request).unwrap();
+    read_quiet(&mut s, Duration::from_millis(300)).0
+}
+
+fn gets(keys: impl IntoIterator<Item = String>) -> Vec<u8> {
+    keys.into_iter()
+        .flat_map(|k| format!("get {k}\r\n").into_bytes())
+        .collect()
+}
+
+/// Pipelines sent in one write: (name, request, nutcracker answers the same).
+fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
+    vec![
+        (
+            "single gets, hits and misses",
+            gets(["k1", "k2", "nokey", "k3", "k4"].map(String::from)),
+            true,
+        ),
+        (
+            "get and gets do not mix",
+            b"gets k1\r\ngets k2\r\nget k3\r\nget k5\r\ngets k4\r\ngets nokey\r\n".to_vec(),
+            true,
+        ),
+        (
+            "multi-gets split over servers, then joined",
+            b"get k1 k2 k3 k4 k5\r\nget k6\r\nget k7 nokey k8\r\nget k9\r\n".to_vec(),
+            true,
+        ),
+        (
+            "the same key twice",
+            b"get k1\r\nget k1\r\nget k1 k1\r\nget k2 k1\r\nget k1\r\n".to_vec(),
+            true,
+        ),
+        (
+            "other commands break a line",
+            b"get k1\r\ndelete nokey\r\nget k2\r\nincr nokey 1\r\nget k3\r\n".to_vec(),
+            true,
+        ),
+        (
+            "more than 100 keys",
+            gets((0..150).map(|i| {
+                if i % 3 == 0 {
+                    format!("k{}", i % 40)
+                } else {
+                    format!("miss{i}")
+                }
+            })),
+            true,
+        ),
+        ("lines over 2 KiB", gets((0..20).map(long_key)), true),
+        (
+            "big values among small ones",
+            gets(["k1", "big0", "k2", "big1", "nokey", "big2", "k3"].map(String::from)),
+            true,
+        ),
+        (
+            "gat is sent as it came",
+            b"get k1\r\ngat 0 k2\r\nget k3\r\n".to_vec(),
+            false,
+        ),
+        (
+            "every key missing",
+            gets((0..30).map(|i| format!("miss{i}"))),
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn combined_gets_answer_each_client_as_if_alone() {
+    let setup = setup();
+    for (name, request, nutcracker_agrees) in cases() {
+        let reference = exchange(setup.proxies[1].1, &request);
+        assert!(
+            reference.ends_with(b"END\r\n"),
+            "{name}: {}",
+            show(&reference)
+        );
+        for (proxy, port, _) in &setup.proxies {
+            if *proxy == "nutcracker" && !nutcracker_agrees {
+                continue;
+            }
+            let mut s = TcpStream::connect(("127.0.0.1", *port)).unwrap();
+            s.write_all(&request).unwrap();
+            let got = read_len(&mut s, reference.len());
+            assert!(
+                got == reference,
+                "{name}, {proxy}:\n got  {}\n want {}",
+                show(&got),
+                show(&reference)
+            );
+        }
+    }
+}
+
+/// memcached's count of bytes read.
+fn bytes_read(backend: &Memcached) -> u64 {
+    let stats = backend.direct(b"stats\r\n", b"END\r\n");
+    let stats = String::from_utf8_lossy(&stats);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("STAT bytes_read "))
+        .expect("bytes_read");
+    line["STAT bytes_read ".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn gets_queued_together_reach_memcached_as_one_line() {
+    let setup = setup();
+    // 30 distinct single-key gets in one write: each server gets its share
+    // as one `get k… \r\n` (the stats connections add their own bytes, the
+    // same for both runs).
+    let request = gets((0..30).map(|i| format!("k{i}")));
+    let mut read = Vec::new();
+    for (_, port, _) in &setup.proxies[..2] {
+        let before: u64 = setup.backends.iter().map(bytes_read).sum();
+        let reply = exchange(*port, &request);
+        assert_eq!(reply.windows(5).filter(|w| w == b"END\r\n").count(), 30);
+        let after: u64 = setup.backends.iter().map(bytes_read).sum();
+        read.push(after - before);
+    }
+    let (combined, separate) = (read[0], read[1]);
+    let stats_bytes = 2 * "stats\r\n".len() as u64;
+    assert_eq!(separate, request.len() as u64 + stats_bytes);
+    // "get " and "\r\n" once per server instead of once per key.
+    assert_eq!(combined, request.len() as u64 - 28 * 5 + stats_bytes);
+}
