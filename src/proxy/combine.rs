@@ -28,9 +28,16 @@ pub const LINE_MAX: usize = 2048;
 
 /// Whether `key` is one of the space-separated `keys` (the keys of an open line).
 pub fn has_key(keys: &[u8], key: &[u8]) -> bool {
-    memchr::memmem::find_iter(keys, key).any(|at| {
-        (at == 0 || keys[at - 1] == b' ') && keys.get(at + key.len()).is_none_or(|&b| b == b' ')
-    })
+    // Token by token, comparing only tokens of the same length (a memmem
+    // searcher costs more to build than this scan of a short line).
+    let mut start = 0;
+    for end in memchr::memchr_iter(b' ', keys).chain(std::iter::once(keys.len())) {
+        if end - start == key.len() && &keys[start..end] == key {
+            return true;
+        }
+        start = end + 1;
+    }
+    false
 }
 
 /// How a combined reply is shared out.
