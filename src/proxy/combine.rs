@@ -25,6 +25,11 @@ use std::ops::Range;
 pub const KEYS_MAX: usize = 100;
 /// The longest combined line: memcached reads lines of up to 2 KiB in its ordinary path.
 pub const LINE_MAX: usize = 2048;
+/// Requests (or multi-get fragments) of more keys go alone and take no company: memcached's cost
+/// per line is then small beside its cost per key, and cutting their reply would cost the proxy
+/// more than the line saves (callgrind, multi-gets of 100 keys over 2 servers from 50 clients:
+/// ~185k instructions per request combined, ~125k alone).
+pub const MEMBER_KEYS_MAX: usize = 16;
 
 /// Whether `key` is one of the space-separated `keys` (the keys of an open line).
 pub fn has_key(keys: &[u8], key: &[u8]) -> bool {
@@ -38,6 +43,55 @@ pub fn has_key(keys: &[u8], key: &[u8]) -> bool {
         start = end + 1;
     }
     false
+}
+
+/// The keys on an open line, as a Bloom filter (1,024 bits, two per key):
+/// most keys are new, and this answers for them without scanning the line.
+#[derive(Clone, Default)]
+pub struct KeySet([u64; 16]);
+
+impl KeySet {
+    /// Forgets every key.
+    pub fn clear(&mut self) {
+        self.0 = [0; 16];
+    }
+
+    /// Adds `key`.
+    pub fn insert(&mut self, key: &[u8]) {
+        self.insert_bits(Self::bits(key));
+    }
+
+    /// Adds the key of `bits` (from [`KeySet::bits`]).
+    pub fn insert_bits(&mut self, bits: [usize; 2]) {
+        for bit in bits {
+            self.0[bit >> 6] |= 1 << (bit & 63);
+        }
+    }
+
+    /// False when `key` was surely not added; true when it may have been.
+    #[cfg(test)]
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.may_hold(Self::bits(key))
+    }
+
+    /// [`KeySet::may_contain`] for the key of `bits`.
+    pub fn may_hold(&self, bits: [usize; 2]) -> bool {
+        bits.iter()
+            .all(|&bit| self.0[bit >> 6] & (1 << (bit & 63)) != 0)
+    }
+
+    /// The key's two bits.
+    pub fn bits(key: &[u8]) -> [usize; 2] {
+        let mut hash = key.len() as u64;
+        for chunk in key.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        hash ^= hash >> 32;
+        [(hash & 1023) as usize, ((hash >> 10) & 1023) as usize]
+    }
 }
 
 /// How a combined reply is shared out.
@@ -187,6 +241,21 @@ mod tests {
         // In the wrong order.
         let reply = [value("b", "2"), value("a", "1")].concat() + "END\r\n";
         assert_eq!(cut_str(&reply, &[&["a"], &["b"]]).0, Cut::Invalid);
+    }
+
+    #[test]
+    fn the_key_set_never_misses_a_key_it_holds() {
+        let mut set = KeySet::default();
+        let keys: Vec<String> = (0..100).map(|i| format!("lg:{i:010}")).collect();
+        for key in &keys {
+            set.insert(key.as_bytes());
+        }
+        assert!(keys.iter().all(|k| set.may_contain(k.as_bytes())));
+        // Few false positives at a full line's 100 keys (two bits per key in 1,024: ~3%).
+        let others = (100..10_100).filter(|i| set.may_contain(format!("lg:{i:010}").as_bytes()));
+        assert!(others.count() < 800);
+        set.clear();
+        assert!(!set.may_contain(b"lg:0000000001"));
     }
 
     #[test]

@@ -110,8 +110,9 @@ struct ConnectionState {
     out: Vec<u8>,
     /// Requests awaiting replies, oldest first.
     fifo: VecDeque<Waiting>,
-    /// The retrieval line later ones may join.
+    /// The retrieval line later ones may join, and its keys.
     open: Option<OpenLine>,
+    open_keys: combine::KeySet,
     /// The keys of the members of combined lines, in FIFO order, each
     /// followed by a space; consumed from `keys_head` as replies come in.
     keys: Vec<u8>,
@@ -136,14 +137,44 @@ fn keys_on(line: &[u8], gets: bool) -> &[u8] {
 }
 
 impl ConnectionState {
+    /// Puts retrieval `line` in `out`: joined to the open line when it may
+    /// be (returning the bytes its keys take in `keys`), else as the new open line.
+    fn put_retrieval(&mut self, line: &[u8], gets: bool) -> Option<u32> {
+        let keys = memchr::memchr_iter(b' ', keys_on(line, gets)).count() + 1;
+        let combinable = self.combine_max > 0 && keys <= combine::MEMBER_KEYS_MAX;
+        let joined = if combinable {
+            self.join(line, gets, keys)
+        } else {
+            None
+        };
+        if joined.is_none() {
+            let start = self.out.len();
+            self.out.extend_from_slice(line);
+            self.open = None;
+            if combinable {
+                self.open_keys.clear();
+                for key in keys_on(line, gets).split(|&b| b == b' ') {
+                    self.open_keys.insert(key);
+                }
+                self.open = Some(OpenLine {
+                    gets,
+                    start,
+                    end: self.out.len(),
+                    keys,
+                    joined: false,
+                });
+            }
+        }
+        joined
+    }
+
     /// Joins retrieval `line` to the open line if it may: same command, the
     /// open line still unwritten and last in `out`, within the line bounds,
     /// and no key of `line` already on it. Returns the bytes its keys take in
     /// `keys`.
-    fn join(&mut self, line: &[u8], gets: bool) -> Option<u32> {
+    fn join(&mut self, line: &[u8], gets: bool, count: usize) -> Option<u32> {
         let mut open = self.open?;
         let new_keys = keys_on(line, gets);
-        let count = memchr::memchr_iter(b' ', new_keys).count() + 1;
         if open.end != self.out.len()
             || open.gets != gets
             || new_keys.is_empty()
@@ -152,13 +183,19 @@ impl ConnectionState {
         {
             return None;
         }
+        // One pass over the new keys: none may be on the line already (a
+        // repeat within them is theirs to keep); the line's key set with
+        // them added is kept only if they join.
         let open_keys = keys_on(&self.out[open.start..open.end], gets);
-        if new_keys
-            .split(|&b| b == b' ')
-            .any(|key| combine::has_key(open_keys, key))
-        {
-            return None;
+        let mut with_new = self.open_keys.clone();
+        for key in new_keys.split(|&b| b == b' ') {
+            let bits = combine::KeySet::bits(key);
+            if self.open_keys.may_hold(bits) && combine::has_key(open_keys, key) {
+                return None;
+            }
+            with_new.insert_bits(bits);
         }
+        self.open_keys = with_new;
         if !open.joined {
             // The line's first request has company now: record its keys too
             // (its FIFO entry is the last one: nothing was queued after it).
@@ -253,18 +290,7 @@ impl ServerConnection {
     pub fn enqueue_retrieval(&self, line: &[u8], gets: bool, request_len: usize, pending: Pending) {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
-        let joined = st.join(line, gets);
-        if joined.is_none() {
-            let start = st.out.len();
-            st.out.extend_from_slice(line);
-            st.open = (st.combine_max > 0).then(|| OpenLine {
-                gets,
-                start,
-                end: st.out.len(),
-                keys: keys_on(line, gets).split(|&b| b == b' ').count(),
-                joined: false,
-            });
-        }
+        let joined = st.put_retrieval(line, gets);
         drop(st);
         self.queued(
             wake,
@@ -427,6 +453,7 @@ impl ServerRuntime {
                 out: Vec::new(),
                 fifo: VecDeque::new(),
                 open: None,
+                open_keys: Default::default(),
                 keys: Vec::new(),
                 keys_head: 0,
                 combine_max: pool.combine_keys,
@@ -750,5 +777,118 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(combine_max: usize) -> ConnectionState {
+        ConnectionState {
+            out: Vec::new(),
+            fifo: VecDeque::new(),
+            open: None,
+            open_keys: Default::default(),
+            keys: Vec::new(),
+            keys_head: 0,
+            combine_max,
+            broken: false,
+            unwritten: Queued::default(),
+            unwritten_replied: Queued::default(),
+            outstanding: Queued::default(),
+        }
+    }
+
+    /// Queues retrieval lines as `enqueue_retrieval` does (without the stats).
+    fn put(st: &mut ConnectionState, lines: &[&str]) {
+        for line in lines {
+            let gets = line.starts_with("gets ");
+            let joined = st.put_retrieval(format!("{line}\r\n").as_bytes(), gets);
+            st.fifo.push_back(Waiting {
+                pending: Pending {
+                    client: None,
+                    seq: 0,
+                    fragment: WHOLE,
+                    deadline: None,
+                },
+                len: 0,
+                queued: Instant::now(),
+                keys: joined.unwrap_or(0),
+                joined: joined.is_some(),
+            });
+        }
+    }
+
+    fn out(st: &ConnectionState) -> String {
+        String::from_utf8_lossy(&st.out).into_owned()
+    }
+
+    #[test]
+    fn retrievals_join_the_open_line() {
+        let mut st = state(100);
+        put(&mut st, &["get a", "get b c", "get d"]);
+        assert_eq!(out(&st), "get a b c d\r\n");
+        assert_eq!(st.keys, b"a b c d ");
+        let entries: Vec<_> = st.fifo.iter().map(|w| (w.keys, w.joined)).collect();
+        assert_eq!(entries, [(2, false), (4, true), (2, true)]);
+        // The reply is for all three, with their keys.
+        let (mut group, mut keys) = (Vec::new(), Vec::new());
+        assert!(st.take_reply(&mut group, &mut keys).is_none());
+        assert_eq!((group.len(), keys.as_slice()), (3, &b"a b c d "[..]));
+        assert!(st.fifo.is_empty() && st.keys.is_empty());
+    }
+
+    #[test]
+    fn what_does_not_join() {
+        // get and gets do not mix; a key already on the line starts a new one.
+        let mut st = state(100);
+        put(
+            &mut st,
+            &["get a", "gets b", "gets c", "get d", "get d", "get e"],
+        );
+        assert_eq!(out(&st), "get a\r\ngets b c\r\nget d\r\nget d e\r\n");
+        // A single line keeps no keys: its reply goes to it whole.
+        let (mut group, mut keys) = (Vec::new(), Vec::new());
+        assert!(st.take_reply(&mut group, &mut keys).is_some());
+        assert!(st.take_reply(&mut group, &mut keys).is_none());
+        assert_eq!((group.len(), keys.as_slice()), (2, &b"b c "[..]));
+    }
+
+    #[test]
+    fn lines_are_bounded_and_other_bytes_close_them() {
+        let mut st = state(2);
+        put(&mut st, &["get a", "get b", "get c", "get d e", "get f"]);
+        assert_eq!(out(&st), "get a b\r\nget c\r\nget d e\r\nget f\r\n");
+        // Anything queued after the open line (a write, another command) closes it.
+        st.out.extend_from_slice(b"delete x\r\n");
+        put(&mut st, &["get g"]);
+        assert!(out(&st).ends_with("delete x\r\nget g\r\n"));
+        // 2 KiB at most.
+        let mut st = state(100);
+        let long = format!("get {}", "k".repeat(250));
+        let longs: Vec<String> = (0..9).map(|i| format!("{long}{i}")).collect();
+        let lines: Vec<&str> = longs.iter().map(String::as_str).collect();
+        put(&mut st, &lines);
+        assert!(st
+            .out
+            .split(|&b| b == b'\n')
+            .all(|l| l.len() <= combine::LINE_MAX));
+        assert_eq!(st.out.iter().filter(|&&b| b == b'\n').count(), 2);
+        // A request of many keys goes alone, and nothing joins it.
+        let mut st = state(100);
+        let wide = format!(
+            "get {}",
+            (0..17)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        put(&mut st, &["get a", &wide, "get b", "get c"]);
+        assert_eq!(out(&st), format!("get a\r\n{wide}\r\nget b c\r\n"));
+        // Not combining: every line as it came.
+        let mut st = state(0);
+        put(&mut st, &["get a", "get b"]);
+        assert_eq!(out(&st), "get a\r\nget b\r\n");
     }
 }
