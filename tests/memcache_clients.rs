@@ -497,3 +497,43 @@ fn replies_wait_in_order_behind_a_stopped_server() {
         common::show(expected.as_bytes())
     );
 }
+
+/// Big multi-get replies merged from two servers are written straight from
+/// the fragment replies while the socket takes them, and the rest is kept:
+/// a client that does not read for a while still gets every byte, in order,
+/// with a small reply pipelined behind them.
+#[test]
+fn big_merged_replies_reach_a_slow_reader_whole_and_in_order() {
+    let setup = setup(2, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("big{i}")).collect();
+    let mut expected_one = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let value: Vec<u8> = (0..20_000).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+        let mut set = format!("set {key} {i} 0 {}\r\n", value.len()).into_bytes();
+        set.extend_from_slice(&value);
+        set.extend_from_slice(b"\r\n");
+        c.write_all(&set).unwrap();
+        assert_eq!(read_len(&mut c, 8), b"STORED\r\n");
+        expected_one.extend_from_slice(format!("VALUE {key} {i} {}\r\n", value.len()).as_bytes());
+        expected_one.extend_from_slice(&value);
+        expected_one.extend_from_slice(b"\r\n");
+    }
+    expected_one.extend_from_slice(b"END\r\n");
+    let get = format!("get {} missing\r\n", keys.join(" "));
+    let rounds = 6;
+    let mut request = get.repeat(rounds).into_bytes();
+    request.extend_from_slice(b"get missing\r\n");
+    c.write_all(&request).unwrap();
+    // ~800 KB per reply: the socket fills long before the client reads.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut expected = expected_one.repeat(rounds);
+    expected.extend_from_slice(b"END\r\n");
+    let got = read_len(&mut c, expected.len());
+    assert!(
+        got == expected,
+        "got {} bytes, want {}",
+        got.len(),
+        expected.len()
+    );
+}

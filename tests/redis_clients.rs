@@ -615,3 +615,41 @@ fn make_out_of_memory(port: u16) {
         assert_eq!(common::redis_direct(port, &command, b"\r\n"), b"+OK\r\n");
     }
 }
+
+/// Big MGET replies merged from two servers are written straight from the
+/// fragment replies while the socket takes them, and the rest is kept: a
+/// client that does not read for a while gets every byte, in order.
+#[test]
+fn big_merged_mget_replies_reach_a_slow_reader_whole_and_in_order() {
+    let setup = setup(2, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("big:{i}")).collect();
+    let values: Vec<Vec<u8>> = (0..40)
+        .map(|i| (0..20_000).map(|j| b'a' + ((i + j) % 26) as u8).collect())
+        .collect();
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for (k, v) in keys.iter().zip(&values) {
+        mset.push(k.as_bytes());
+        mset.push(v);
+    }
+    s.write_all(&resp(&mset)).unwrap();
+    assert_eq!(read_len(&mut s, 5), b"+OK\r\n");
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    mget.push(b"missing");
+    let rounds = 6;
+    let mut request = resp(&mget).repeat(rounds);
+    request.extend_from_slice(&resp(&[b"GET", b"missing"]));
+    s.write_all(&request).unwrap();
+    // ~800 KB per reply: the socket fills long before the client reads.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut one = b"*41\r\n".to_vec();
+    for v in &values {
+        one.extend_from_slice(&bulk(v));
+    }
+    one.extend_from_slice(b"$-1\r\n");
+    let mut want = one.repeat(rounds);
+    want.extend_from_slice(b"$-1\r\n");
+    let got = read_len(&mut s, want.len());
+    assert!(got == want, "got {} bytes, want {}", got.len(), want.len());
+}

@@ -2,6 +2,7 @@
 //! building the one reply the client gets.
 
 use std::cell::RefCell;
+use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use super::errno::Failure;
@@ -41,7 +42,13 @@ pub struct Merge {
     key_fragments: Vec<usize>,
     /// The slowest fragment's server time.
     backend: Duration,
+    /// The merged reply's pieces for a vectored write: (fragment, start, end) in its reply,
+    /// adjacent ranges of one fragment joined (see [`Merge::write_vectored`]).
+    pieces: Vec<(u32, u32, u32)>,
 }
+
+/// The most slices one vectored write takes (the rest go in the next one).
+const IOV_MAX: usize = 64;
 
 thread_local! {
     /// Finished merges, kept with their buffers so that split requests
@@ -115,6 +122,7 @@ impl Merge {
                 key_ends: Vec::new(),
                 key_fragments: Vec::new(),
                 backend: Duration::ZERO,
+                pieces: Vec::new(),
             })
         });
         merge.kind = kind;
@@ -144,7 +152,12 @@ impl Merge {
 
     /// The buffer memory this merge holds.
     fn buffer_bytes(&self) -> usize {
-        self.data.capacity() + self.keys.capacity()
+        self.data.capacity() + self.keys.capacity() + self.pieces.capacity() * 12
+    }
+
+    /// About how big the merged reply is, `last` being the last fragment's reply.
+    pub fn reply_size(&self, last: &[u8]) -> usize {
+        self.data.len() + last.len()
     }
 
     /// Records the next key of the original request and its fragment.
@@ -253,6 +266,134 @@ impl Merge {
                 merged.is_err()
             }
         }
+    }
+}
+
+impl Merge {
+    /// Writes the merged reply with `write` (a vectored write to the client's socket) straight
+    /// from where the fragment replies are, instead of copying it into the client's buffer
+    /// first: a big reply is then copied once (by the kernel) rather than twice. What `write`
+    /// does not take (a full socket, an error the session will meet on its next write) is
+    /// appended to `out`. Returns false, writing nothing, when the reply is not a merge of
+    /// values (or a fragment failed): build it with [`Merge::finish`] then.
+    pub fn write_vectored(
+        &mut self,
+        last: &[u8],
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        let Merge {
+            kind,
+            parts,
+            data,
+            last: last_index,
+            keys,
+            key_ends,
+            key_fragments,
+            pieces,
+            ..
+        } = self;
+        let mut small: [&[u8]; 64] = [&[]; 64];
+        if parts.len() > small.len() {
+            return false;
+        }
+        for (i, part) in parts.iter().enumerate() {
+            small[i] = if i == *last_index {
+                last
+            } else {
+                part.map_or(&[][..], |(s, e)| &data[s as usize..e as usize])
+            };
+        }
+        let replies = &small[..parts.len()];
+        pieces.clear();
+        let mut add = |fragment: usize, range: std::ops::Range<usize>| {
+            let (f, s, e) = (fragment as u32, range.start as u32, range.end as u32);
+            match pieces.last_mut() {
+                Some((pf, _, pe)) if *pf == f && *pe == s => *pe = e,
+                _ => pieces.push((f, s, e)),
+            }
+        };
+        // The bytes of the proxy's own: the redis array header before, memcache's END after.
+        let mut head_buf = [0u8; 24];
+        let (head, tail): (&[u8], &[u8]) = match kind {
+            MergeKind::MemcacheValues => {
+                let starts = std::iter::once(0).chain(key_ends.iter().copied());
+                let keys = starts
+                    .zip(key_ends.iter())
+                    .map(|(start, &end)| &keys[start as usize..end as usize])
+                    .zip(key_fragments.iter().copied());
+                rustcracker_memcache::merge_values_with(keys, replies, &mut add);
+                (&[], b"END\r\n")
+            }
+            MergeKind::RedisMget => {
+                if rustcracker_redis::merge_mget_with(key_fragments, replies, &mut add).is_err() {
+                    return false;
+                }
+                // `*<keys>\r\n`, as `merge_mget` writes it, on the stack.
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(key_fragments.len()).as_bytes();
+                let len = digits.len() + 3;
+                head_buf[0] = b'*';
+                head_buf[1..len - 2].copy_from_slice(digits);
+                head_buf[len - 2..len].copy_from_slice(b"\r\n");
+                (&head_buf[..len], &[])
+            }
+            MergeKind::RedisSum | MergeKind::RedisMset => return false,
+        };
+        let slices = || {
+            std::iter::once(head)
+                .chain(
+                    pieces
+                        .iter()
+                        .map(|&(f, s, e)| &replies[f as usize][s as usize..e as usize]),
+                )
+                .chain(std::iter::once(tail))
+        };
+        // Write while the socket takes whole batches of slices.
+        let mut written = 0;
+        loop {
+            let mut iov = [IoSlice::new(&[]); IOV_MAX];
+            let (mut count, mut offered, mut skip) = (0, 0, written);
+            for slice in slices() {
+                if skip >= slice.len() {
+                    skip -= slice.len();
+                    continue;
+                }
+                iov[count] = IoSlice::new(&slice[skip..]);
+                offered += slice.len() - skip;
+                skip = 0;
+                count += 1;
+                if count == IOV_MAX {
+                    break;
+                }
+            }
+            if count == 0 {
+                break;
+            }
+            match write(&iov[..count]) {
+                Ok(n) => {
+                    written += n;
+                    if n < offered {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let mut skip = written;
+        for slice in slices() {
+            if skip >= slice.len() {
+                skip -= slice.len();
+                continue;
+            }
+            out.extend_from_slice(&slice[skip..]);
+            skip = 0;
+        }
+        true
     }
 }
 

@@ -66,6 +66,14 @@ impl Stream {
         }
     }
 
+    /// Writes what the kernel takes now of `bufs`, in order (one `writev`).
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write_vectored(bufs),
+            Stream::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+
     /// Leaves the runtime: the bare socket, for the parking lot.
     pub fn into_parked(self) -> io::Result<ParkedSocket> {
         Ok(match self {

@@ -20,7 +20,7 @@ mod response;
 
 pub use command::Command;
 pub use fragment::write_fragment;
-pub use merge::merge_values;
+pub use merge::{merge_values, merge_values_with};
 pub use reply::server_error;
 pub use request::{
     parse_request, InvalidRequest, KeyRange, Request, RequestParse, RequestParser, MAX_KEY_LEN,

@@ -18,6 +18,23 @@ where
     K: IntoIterator,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
+    merge_values_with(keys, fragments, |fragment, range| {
+        out.extend_from_slice(&fragments[fragment][range]);
+    });
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// [`merge_values`] without the copying: calls `block(fragment, range)` for each `VALUE` block
+/// of the merged reply in order (`fragments[fragment][range]`); the reply is those blocks, then
+/// `END\r\n`. For writing a big reply straight from where the fragment replies are.
+pub fn merge_values_with<'k, K>(
+    keys: K,
+    fragments: &[&[u8]],
+    mut block: impl FnMut(usize, std::ops::Range<usize>),
+) where
+    K: IntoIterator,
+    K::Item: Borrow<(&'k [u8], usize)>,
+{
     // One cursor per fragment. Fragments are at most one per server; the fallback handles more.
     let mut small = [0usize; 64];
     let mut large = Vec::new();
@@ -34,11 +51,10 @@ where
             continue;
         };
         if let Block::Complete(header) = value_block(reply, *cursor) {
-            if header.key == key {
-                out.extend_from_slice(reply.get(*cursor..header.block_end).unwrap_or_default());
+            if header.key == key && header.block_end <= reply.len() {
+                block(fragment, *cursor..header.block_end);
                 *cursor = header.block_end;
             }
         }
     }
-    out.extend_from_slice(b"END\r\n");
 }

@@ -31,6 +31,30 @@ pub fn merge_mget(
     fragments: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> Result<(), MergeError> {
+    let start = out.len();
+    mget_header(key_fragments.len(), out);
+    let merged = merge_mget_with(key_fragments, fragments, |f, range| {
+        out.extend_from_slice(&fragments[f][range]);
+    });
+    if merged.is_err() {
+        out.truncate(start);
+    }
+    merged
+}
+
+/// The array header of a merged `MGET` reply of `keys` elements (`*<keys>\r\n`).
+fn mget_header(keys: usize, out: &mut Vec<u8>) {
+    write_number_line(b'*', i64::try_from(keys).unwrap_or(i64::MAX), out);
+}
+
+/// [`merge_mget`] without the copying: calls `element(fragment, range)` for each element of the
+/// merged reply in order (`fragments[fragment][range]`); the reply is [`mget_header`], then
+/// those elements. On an error some elements may have been given already: discard them.
+pub fn merge_mget_with(
+    key_fragments: &[usize],
+    fragments: &[&[u8]],
+    mut element: impl FnMut(usize, std::ops::Range<usize>),
+) -> Result<(), MergeError> {
     // Per fragment: the cursor after its array header and the elements not yet taken. Fragments
     // are at most one per server; the fallback handles more.
     let mut small = [(0usize, 0u64); 64];
@@ -41,21 +65,19 @@ pub fn merge_mget(
         large.resize(fragments.len(), (0, 0));
         &mut large
     };
-    // Only the array headers are read here: each element is framed once, when it is copied, and
+    // Only the array headers are read here: each element is framed once, when it is taken, and
     // the checks at the end prove each reply was exactly its header and its elements.
     for (reply, cursor) in fragments.iter().zip(cursors.iter_mut()) {
         *cursor = array_header(reply).ok_or(MergeError)?;
     }
-    let start = out.len();
-    let count = i64::try_from(key_fragments.len()).map_err(|_| MergeError)?;
-    write_number_line(b'*', count, out);
     let copied = key_fragments.iter().all(|&f| {
         (|| {
             let reply = fragments.get(f)?;
             let (cursor, left) = cursors.get_mut(f)?;
             *left = left.checked_sub(1)?;
             let end = reply_end(reply, *cursor)?;
-            out.extend_from_slice(reply.get(*cursor..end)?);
+            reply.get(*cursor..end)?;
+            element(f, *cursor..end);
             *cursor = end;
             Some(())
         })()
@@ -66,7 +88,6 @@ pub fn merge_mget(
         .zip(cursors.iter())
         .all(|(reply, &(cursor, left))| left == 0 && cursor == reply.len());
     if !(copied && exact) {
-        out.truncate(start);
         return Err(MergeError);
     }
     Ok(())
