@@ -158,30 +158,31 @@ impl Client {
     /// The reply for request `seq`; `backend` is how long servers took on it
     /// (zero for replies the proxy made itself).
     pub fn complete(self: &Rc<Self>, seq: u64, reply: &[u8], backend: Duration) {
-        let st = self.state.borrow_mut();
-        if st.closed || seq < st.base_seq {
-            return;
-        }
-        let index = (seq - st.base_seq) as usize;
-        if let Some(Slot::Merge(merge, _)) = self.put_reply(st, index, backend, |buf| {
-            buf.extend_from_slice(reply);
-        }) {
-            Merge::recycle(merge);
-        }
+        self.complete_with(seq, backend, |buf| buf.extend_from_slice(reply));
     }
 
     /// The reply for retrieval `seq` that was part of a combined line: its
     /// `VALUE` blocks, then `END`.
     pub fn complete_values(self: &Rc<Self>, seq: u64, body: &[u8], backend: Duration) {
+        self.complete_with(seq, backend, |buf| {
+            buf.extend_from_slice(body);
+            buf.extend_from_slice(b"END\r\n");
+        });
+    }
+
+    /// The reply for request `seq`, written by `write`.
+    fn complete_with(
+        self: &Rc<Self>,
+        seq: u64,
+        backend: Duration,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
         }
         let index = (seq - st.base_seq) as usize;
-        if let Some(Slot::Merge(merge, _)) = self.put_reply(st, index, backend, |buf| {
-            buf.extend_from_slice(body);
-            buf.extend_from_slice(b"END\r\n");
-        }) {
+        if let Some(Slot::Merge(merge, _)) = self.put_reply(st, index, backend, write) {
             Merge::recycle(merge);
         }
     }

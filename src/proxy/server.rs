@@ -137,6 +137,23 @@ fn keys_on(line: &[u8], gets: bool) -> &[u8] {
 }
 
 impl ConnectionState {
+    /// A new connection's state, combining up to `combine_max` keys per line (0: none).
+    fn new(combine_max: usize) -> ConnectionState {
+        ConnectionState {
+            out: Vec::new(),
+            fifo: VecDeque::new(),
+            open: None,
+            open_keys: Default::default(),
+            keys: Vec::new(),
+            keys_head: 0,
+            combine_max,
+            broken: false,
+            unwritten: Queued::default(),
+            unwritten_replied: Queued::default(),
+            outstanding: Queued::default(),
+        }
+    }
+
     /// Puts retrieval `line` in `out`: joined to the open line when it may
     /// be (returning the bytes its keys take in `keys`), else as the new open line.
     fn put_retrieval(&mut self, line: &[u8], gets: bool) -> Option<u32> {
@@ -449,19 +466,7 @@ impl ServerRuntime {
         worker.total_connections.inc();
         worker.curr_connections.inc();
         Rc::new(ServerConnection {
-            state: RefCell::new(ConnectionState {
-                out: Vec::new(),
-                fifo: VecDeque::new(),
-                open: None,
-                open_keys: Default::default(),
-                keys: Vec::new(),
-                keys_head: 0,
-                combine_max: pool.combine_keys,
-                broken: false,
-                unwritten: Queued::default(),
-                unwritten_replied: Queued::default(),
-                outstanding: Queued::default(),
-            }),
+            state: RefCell::new(ConnectionState::new(pool.combine_keys)),
             stats: ServerStatsRef {
                 worker,
                 pool: pool.index,
@@ -785,19 +790,7 @@ mod tests {
     use super::*;
 
     fn state(combine_max: usize) -> ConnectionState {
-        ConnectionState {
-            out: Vec::new(),
-            fifo: VecDeque::new(),
-            open: None,
-            open_keys: Default::default(),
-            keys: Vec::new(),
-            keys_head: 0,
-            combine_max,
-            broken: false,
-            unwritten: Queued::default(),
-            unwritten_replied: Queued::default(),
-            outstanding: Queued::default(),
-        }
+        ConnectionState::new(combine_max)
     }
 
     /// Queues retrieval lines as `enqueue_retrieval` does (without the stats).
