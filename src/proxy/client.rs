@@ -258,7 +258,8 @@ impl Client {
         // reply straight into the client's buffer (the last fragment's reply
         // straight from the server's buffer: it was not copied).
         let timing = *timing;
-        let Slot::Merge(merge, _) = std::mem::replace(&mut st.slots[index], Slot::Waiting(timing))
+        let Slot::Merge(mut merge, _) =
+            std::mem::replace(&mut st.slots[index], Slot::Waiting(timing))
         else {
             return;
         };
@@ -268,7 +269,6 @@ impl Client {
         let mut failed = false;
         // Due now with nothing ahead of it: a big reply goes straight to the socket.
         let direct = index == 0 && st.out.is_empty() && merge.reply_size(last) >= DIRECT_MIN;
-        let mut merge = merge;
         self.put_reply(st, index, backend, |buf| {
             let stream = &*self.stream;
             if !(direct && merge.write_vectored(last, |iov| stream.try_write_vectored(iov), buf)) {
