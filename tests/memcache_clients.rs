@@ -435,16 +435,6 @@ fn ipv6_listen() {
     );
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to a backend.
-fn signal(backend: &Memcached, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(backend.process.child.id().to_string())
-        .status()
-        .expect("kill(1) runs");
-    assert!(status.success(), "kill -{signal}");
-}
-
 /// Replies leave in request order when the servers answer out of order: with
 /// the first request's server stopped, a multi-get over the two others and a
 /// plain get after it are answered first (they wait, merged and in order,
@@ -482,11 +472,11 @@ fn replies_wait_in_order_behind_a_stopped_server() {
         value(c2),
         value(d)
     );
-    signal(&setup.backends[0], "STOP");
+    setup.backends[0].signal("STOP");
     c.write_all(format!("get {a}\r\nget {b} {c2}\r\nget {d}\r\n").as_bytes())
         .unwrap();
     let (early, _) = common::read_quiet(&mut c, Duration::from_millis(300));
-    signal(&setup.backends[0], "CONT");
+    setup.backends[0].signal("CONT");
     assert!(
         early.is_empty(),
         "replies ahead of the first: {}",

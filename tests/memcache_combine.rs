@@ -224,21 +224,13 @@ fn a_combined_line_that_times_out_fails_each_request() {
     );
     let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
     assert_eq!(exchange(port, b"set a 0 0 1\r\n1\r\n"), b"STORED\r\n");
-    let kill = |signal: &str| {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(backend.process.child.id().to_string())
-            .status()
-            .expect("kill(1) runs");
-        assert!(status.success(), "kill -{signal}");
-    };
-    kill("STOP");
+    backend.signal("STOP");
     let error = "SERVER_ERROR Connection timed out\r\n";
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"get a\r\nget b\r\nget c k1 k2\r\ndelete x\r\n")
         .unwrap();
     let reply = read_len(&mut s, error.len() * 4);
-    kill("CONT");
+    backend.signal("CONT");
     assert_eq!(String::from_utf8_lossy(&reply), error.repeat(4));
     let reply = exchange(port, b"get a\r\nget b\r\n");
     assert_eq!(reply, b"VALUE a 0 1\r\n1\r\nEND\r\nEND\r\n");

@@ -164,6 +164,16 @@ impl Memcached {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to this memcached.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.process.child.id().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// Sends raw bytes directly to this memcached and reads until the reply ends with `until`.
     pub fn direct(&self, request: &[u8], until: &[u8]) -> Vec<u8> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
