@@ -495,8 +495,26 @@ fn replies_wait_in_order_behind_a_stopped_server() {
 #[test]
 fn big_merged_replies_reach_a_slow_reader_whole_and_in_order() {
     let setup = setup(2, &[]);
-    let mut c = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    let keys: Vec<String> = (0..40).map(|i| format!("big{i}")).collect();
+    let mut c = common::connect_slow_reader(setup.port);
+    // Keys until each server holds 20: every multi-get is split and merged.
+    let (mut on, mut keys) = ([0, 0], Vec::new());
+    for i in 0.. {
+        let key = format!("{i}:big");
+        c.write_all(format!("set {key} 0 0 1\r\nx\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_len(&mut c, 8), b"STORED\r\n");
+        let get = format!("get {key}\r\n");
+        let server = (setup.backends.iter())
+            .position(|b| b.direct(get.as_bytes(), b"END\r\n").starts_with(b"VALUE"))
+            .expect("the key is on a server");
+        if on[server] < 20 {
+            on[server] += 1;
+            keys.push(key);
+        }
+        if on == [20, 20] {
+            break;
+        }
+    }
     let mut expected_one = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let value: Vec<u8> = (0..20_000).map(|j| b'a' + ((i + j) % 26) as u8).collect();
@@ -511,11 +529,12 @@ fn big_merged_replies_reach_a_slow_reader_whole_and_in_order() {
     }
     expected_one.extend_from_slice(b"END\r\n");
     let get = format!("get {} missing\r\n", keys.join(" "));
-    let rounds = 6;
+    let rounds = 16;
     let mut request = get.repeat(rounds).into_bytes();
     request.extend_from_slice(b"get missing\r\n");
     c.write_all(&request).unwrap();
-    // ~800 KB per reply: the socket fills long before the client reads.
+    // ~800 KB per reply, 13 MB in all: the socket buffers (4 MiB at most for the proxy's
+    // side, 64 KiB for the client's) fill long before the client reads.
     std::thread::sleep(Duration::from_millis(500));
     let mut expected = expected_one.repeat(rounds);
     expected.extend_from_slice(b"END\r\n");

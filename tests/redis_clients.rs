@@ -622,8 +622,10 @@ fn make_out_of_memory(port: u16) {
 #[test]
 fn big_merged_mget_replies_reach_a_slow_reader_whole_and_in_order() {
     let setup = setup(2, &[]);
-    let mut s = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    let keys: Vec<String> = (0..40).map(|i| format!("big:{i}")).collect();
+    let mut s = common::connect_slow_reader(setup.port);
+    // 20 keys on each server: every MGET is split and merged.
+    let servers: Vec<String> = setup.backends.iter().map(Redis::addr).collect();
+    let keys = keys_on(&setup.proxy.dir.path().join("nutcracker.yml"), &servers, 20);
     let values: Vec<Vec<u8>> = (0..40)
         .map(|i| (0..20_000).map(|j| b'a' + ((i + j) % 26) as u8).collect())
         .collect();
@@ -637,11 +639,12 @@ fn big_merged_mget_replies_reach_a_slow_reader_whole_and_in_order() {
     let mut mget: Vec<&[u8]> = vec![b"MGET"];
     mget.extend(keys.iter().map(|k| k.as_bytes()));
     mget.push(b"missing");
-    let rounds = 6;
+    let rounds = 16;
     let mut request = resp(&mget).repeat(rounds);
     request.extend_from_slice(&resp(&[b"GET", b"missing"]));
     s.write_all(&request).unwrap();
-    // ~800 KB per reply: the socket fills long before the client reads.
+    // ~800 KB per reply, 13 MB in all: the socket buffers (4 MiB at most for the proxy's
+    // side, 64 KiB for the client's) fill long before the client reads.
     std::thread::sleep(Duration::from_millis(500));
     let mut one = b"*41\r\n".to_vec();
     for v in &values {

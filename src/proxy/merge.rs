@@ -43,8 +43,10 @@ pub struct Merge {
     /// The slowest fragment's server time.
     backend: Duration,
     /// The merged reply's pieces for a vectored write: (fragment, start, end) in its reply,
-    /// adjacent ranges of one fragment joined (see [`Merge::write_vectored`]).
+    /// adjacent ranges of one fragment joined, and the bytes of the proxy's own before them
+    /// (the redis array header; see [`Merge::write_vectored`]).
     pieces: Vec<(u32, u32, u32)>,
+    head: Vec<u8>,
 }
 
 /// The most slices one vectored write takes (the rest go in the next one).
@@ -123,6 +125,7 @@ impl Merge {
                 key_fragments: Vec::new(),
                 backend: Duration::ZERO,
                 pieces: Vec::new(),
+                head: Vec::new(),
             })
         });
         merge.kind = kind;
@@ -152,7 +155,9 @@ impl Merge {
 
     /// The buffer memory this merge holds.
     fn buffer_bytes(&self) -> usize {
-        self.data.capacity() + self.keys.capacity() + self.pieces.capacity() * 12
+        self.data.capacity()
+            + self.keys.capacity()
+            + self.pieces.capacity() * std::mem::size_of::<(u32, u32, u32)>()
     }
 
     /// About how big the merged reply is, `last` being the last fragment's reply.
@@ -223,7 +228,92 @@ impl Merge {
             protocol.error_reply(&failure.message(), out);
             return true;
         }
-        // The fragment replies as slices, on the stack unless there are very many fragments.
+        self.with_replies(last, |parts| match self.kind {
+            MergeKind::MemcacheValues => {
+                rustcracker_memcache::merge_values(self.keys(), parts, out);
+                false
+            }
+            MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
+                let merged = match self.kind {
+                    MergeKind::RedisMget => {
+                        rustcracker_redis::merge_mget(&self.key_fragments, parts, out)
+                    }
+                    MergeKind::RedisSum => rustcracker_redis::merge_sum(parts, out),
+                    _ => rustcracker_redis::merge_mset(parts, out),
+                };
+                // A fragment reply of the wrong type (`-READONLY`, say): EINVAL, as nutcracker.
+                if merged.is_err() {
+                    protocol.error_reply(&Failure::INVALID.message(), out);
+                }
+                merged.is_err()
+            }
+        })
+    }
+
+    /// Writes the merged reply with `write` (a vectored write to the client's socket) straight
+    /// from where the fragment replies are, instead of copying it into the client's buffer
+    /// first: a big reply is then copied once (by the kernel) rather than twice. What `write`
+    /// does not take (a full socket, an error the session will meet on its next write) is
+    /// appended to `out`. Returns false, writing nothing, when the reply is not a merge of
+    /// values (or a fragment failed): build it with [`Merge::finish`] then.
+    pub fn write_vectored(
+        &mut self,
+        last: &[u8],
+        write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        // Out of `self` for the call, which reads the rest of it.
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let mut head = std::mem::take(&mut self.head);
+        let written = self.with_replies(last, |replies| {
+            pieces.clear();
+            head.clear();
+            let mut add = |fragment: usize, range: std::ops::Range<usize>| {
+                let (f, s, e) = (fragment as u32, range.start as u32, range.end as u32);
+                match pieces.last_mut() {
+                    Some((pf, _, pe)) if *pf == f && *pe == s => *pe = e,
+                    _ => pieces.push((f, s, e)),
+                }
+            };
+            // The proxy's own bytes: the redis array header before, memcache's END after.
+            let tail: &[u8] = match self.kind {
+                MergeKind::MemcacheValues => {
+                    rustcracker_memcache::merge_values_with(self.keys(), replies, &mut add);
+                    b"END\r\n"
+                }
+                MergeKind::RedisMget => {
+                    if rustcracker_redis::merge_mget_with(&self.key_fragments, replies, &mut add)
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    rustcracker_redis::mget_header(self.key_fragments.len(), &mut head);
+                    b""
+                }
+                MergeKind::RedisSum | MergeKind::RedisMset => return false,
+            };
+            let slices = std::iter::once(&head[..])
+                .chain(
+                    pieces
+                        .iter()
+                        .map(|&(f, s, e)| &replies[f as usize][s as usize..e as usize]),
+                )
+                .chain(std::iter::once(tail));
+            write_or_keep(slices, write, out);
+            true
+        });
+        self.pieces = pieces;
+        self.head = head;
+        written
+    }
+
+    /// Calls `f` with every fragment's reply in fragment order, `last` being
+    /// the one that came in last: slices on the stack unless there are very
+    /// many fragments.
+    fn with_replies<R>(&self, last: &[u8], f: impl FnOnce(&[&[u8]]) -> R) -> R {
         let mut small: [&[u8]; 64] = [&[]; 64];
         let mut large = Vec::new();
         let reply = |(i, part): (usize, &Option<(u32, u32)>)| {
@@ -241,160 +331,67 @@ impl Merge {
             large.extend(self.parts.iter().enumerate().map(reply));
             &large
         };
-        match self.kind {
-            MergeKind::MemcacheValues => {
-                let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
-                let keys = starts
-                    .zip(&self.key_ends)
-                    .map(|(start, &end)| &self.keys[start as usize..end as usize])
-                    .zip(self.key_fragments.iter().copied());
-                rustcracker_memcache::merge_values(keys, parts, out);
-                false
-            }
-            MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
-                let merged = match self.kind {
-                    MergeKind::RedisMget => {
-                        rustcracker_redis::merge_mget(&self.key_fragments, parts, out)
-                    }
-                    MergeKind::RedisSum => rustcracker_redis::merge_sum(parts, out),
-                    _ => rustcracker_redis::merge_mset(parts, out),
-                };
-                // A fragment reply of the wrong type (`-READONLY`, say): EINVAL, as nutcracker.
-                if merged.is_err() {
-                    protocol.error_reply(&Failure::INVALID.message(), out);
-                }
-                merged.is_err()
-            }
-        }
+        f(parts)
+    }
+
+    /// The original request's keys, each with its fragment (memcache merges).
+    fn keys(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
+        starts
+            .zip(&self.key_ends)
+            .map(|(start, &end)| &self.keys[start as usize..end as usize])
+            .zip(self.key_fragments.iter().copied())
     }
 }
 
-impl Merge {
-    /// Writes the merged reply with `write` (a vectored write to the client's socket) straight
-    /// from where the fragment replies are, instead of copying it into the client's buffer
-    /// first: a big reply is then copied once (by the kernel) rather than twice. What `write`
-    /// does not take (a full socket, an error the session will meet on its next write) is
-    /// appended to `out`. Returns false, writing nothing, when the reply is not a merge of
-    /// values (or a fragment failed): build it with [`Merge::finish`] then.
-    pub fn write_vectored(
-        &mut self,
-        last: &[u8],
-        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        if self.failure.is_some() {
-            return false;
+/// Writes `slices` in order with `write` (up to [`IOV_MAX`] per call) while
+/// it takes all it is offered; appends what it did not take to `out`.
+fn write_or_keep<'s>(
+    slices: impl Iterator<Item = &'s [u8]> + Clone,
+    mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    out: &mut Vec<u8>,
+) {
+    let mut written = 0;
+    loop {
+        let mut iov = [IoSlice::new(&[]); IOV_MAX];
+        let (mut count, mut offered) = (0, 0);
+        for (slot, slice) in iov.iter_mut().zip(after(slices.clone(), written)) {
+            *slot = IoSlice::new(slice);
+            offered += slice.len();
+            count += 1;
         }
-        let Merge {
-            kind,
-            parts,
-            data,
-            last: last_index,
-            keys,
-            key_ends,
-            key_fragments,
-            pieces,
-            ..
-        } = self;
-        let mut small: [&[u8]; 64] = [&[]; 64];
-        if parts.len() > small.len() {
-            return false;
+        if count == 0 {
+            break;
         }
-        for (i, part) in parts.iter().enumerate() {
-            small[i] = if i == *last_index {
-                last
-            } else {
-                part.map_or(&[][..], |(s, e)| &data[s as usize..e as usize])
-            };
-        }
-        let replies = &small[..parts.len()];
-        pieces.clear();
-        let mut add = |fragment: usize, range: std::ops::Range<usize>| {
-            let (f, s, e) = (fragment as u32, range.start as u32, range.end as u32);
-            match pieces.last_mut() {
-                Some((pf, _, pe)) if *pf == f && *pe == s => *pe = e,
-                _ => pieces.push((f, s, e)),
-            }
-        };
-        // The bytes of the proxy's own: the redis array header before, memcache's END after.
-        let mut head_buf = [0u8; 24];
-        let (head, tail): (&[u8], &[u8]) = match kind {
-            MergeKind::MemcacheValues => {
-                let starts = std::iter::once(0).chain(key_ends.iter().copied());
-                let keys = starts
-                    .zip(key_ends.iter())
-                    .map(|(start, &end)| &keys[start as usize..end as usize])
-                    .zip(key_fragments.iter().copied());
-                rustcracker_memcache::merge_values_with(keys, replies, &mut add);
-                (&[], b"END\r\n")
-            }
-            MergeKind::RedisMget => {
-                if rustcracker_redis::merge_mget_with(key_fragments, replies, &mut add).is_err() {
-                    return false;
-                }
-                // `*<keys>\r\n`, as `merge_mget` writes it, on the stack.
-                let mut digits = itoa::Buffer::new();
-                let digits = digits.format(key_fragments.len()).as_bytes();
-                let len = digits.len() + 3;
-                head_buf[0] = b'*';
-                head_buf[1..len - 2].copy_from_slice(digits);
-                head_buf[len - 2..len].copy_from_slice(b"\r\n");
-                (&head_buf[..len], &[])
-            }
-            MergeKind::RedisSum | MergeKind::RedisMset => return false,
-        };
-        let slices = || {
-            std::iter::once(head)
-                .chain(
-                    pieces
-                        .iter()
-                        .map(|&(f, s, e)| &replies[f as usize][s as usize..e as usize]),
-                )
-                .chain(std::iter::once(tail))
-        };
-        // Write while the socket takes whole batches of slices.
-        let mut written = 0;
-        loop {
-            let mut iov = [IoSlice::new(&[]); IOV_MAX];
-            let (mut count, mut offered, mut skip) = (0, 0, written);
-            for slice in slices() {
-                if skip >= slice.len() {
-                    skip -= slice.len();
-                    continue;
-                }
-                iov[count] = IoSlice::new(&slice[skip..]);
-                offered += slice.len() - skip;
-                skip = 0;
-                count += 1;
-                if count == IOV_MAX {
-                    break;
-                }
-            }
-            if count == 0 {
+        match write(&iov[..count]) {
+            Ok(n) if n == offered => written += n,
+            Ok(n) => {
+                written += n;
                 break;
             }
-            match write(&iov[..count]) {
-                Ok(n) => {
-                    written += n;
-                    if n < offered {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
-        let mut skip = written;
-        for slice in slices() {
-            if skip >= slice.len() {
-                skip -= slice.len();
-                continue;
-            }
-            out.extend_from_slice(&slice[skip..]);
-            skip = 0;
-        }
-        true
     }
+    for slice in after(slices, written) {
+        out.extend_from_slice(slice);
+    }
+}
+
+/// The non-empty rest of `slices` after their first `skip` bytes.
+fn after<'s>(
+    slices: impl Iterator<Item = &'s [u8]>,
+    mut skip: usize,
+) -> impl Iterator<Item = &'s [u8]> {
+    slices.filter_map(move |slice| {
+        if skip >= slice.len() {
+            skip -= slice.len();
+            return None;
+        }
+        let rest = &slice[skip..];
+        skip = 0;
+        Some(rest)
+    })
 }
 
 impl MergeKind {

@@ -367,6 +367,17 @@ pub fn redis_direct(port: u16, request: &[u8], until: &[u8]) -> Vec<u8> {
     read_until_suffix(&mut s, until, Duration::from_secs(10))
 }
 
+/// A client connection to `port` with a small, fixed receive buffer (64 KiB,
+/// which also stops the kernel growing it): replies that outgrow it and the
+/// proxy's send buffer stay in the proxy until the client reads.
+pub fn connect_slow_reader(port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
 /// Reads until `want_len` bytes arrived (or the peer closes); a read error
 /// (30 s without data) fails the test, saying how far it got.
 pub fn read_len(s: &mut TcpStream, want_len: usize) -> Vec<u8> {

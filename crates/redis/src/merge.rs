@@ -43,7 +43,7 @@ pub fn merge_mget(
 }
 
 /// The array header of a merged `MGET` reply of `keys` elements (`*<keys>\r\n`).
-fn mget_header(keys: usize, out: &mut Vec<u8>) {
+pub fn mget_header(keys: usize, out: &mut Vec<u8>) {
     write_number_line(b'*', i64::try_from(keys).unwrap_or(i64::MAX), out);
 }
 
