@@ -98,9 +98,15 @@ fn forward(
     queue(&conn, command, std::iter::once(key), bytes, pending);
 }
 
+/// Whether requests of `command` may be combined with others into one line
+/// on a server connection (see `combine.rs`): `get` and `gets`.
+fn combinable(command: Command) -> bool {
+    matches!(command, Command::Get | Command::Gets)
+}
+
 /// Queues `bytes`, a request of `command` for `keys`, on `conn`: a `get` or
-/// `gets` as a line of its keys that may be combined with other clients'
-/// (see `combine.rs`), anything else as it came.
+/// `gets` as a line of its keys that may be combined with other clients',
+/// anything else as it came.
 fn queue<'k>(
     conn: &ServerConnection,
     command: Command,
@@ -108,11 +114,9 @@ fn queue<'k>(
     bytes: &[u8],
     pending: Pending,
 ) {
-    let gets = match command {
-        Command::Get => false,
-        Command::Gets => true,
-        _ => return conn.enqueue(bytes, Some(pending)),
-    };
+    if !combinable(command) {
+        return conn.enqueue(bytes, Some(pending));
+    }
     FRAGMENT.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
@@ -122,7 +126,7 @@ fn queue<'k>(
             line.extend_from_slice(key);
         }
         line.extend_from_slice(b"\r\n");
-        conn.enqueue_retrieval(&line, gets, bytes.len(), pending);
+        conn.enqueue_retrieval(&line, bytes.len(), pending);
     });
 }
 
@@ -150,15 +154,13 @@ fn forward_split(client: &Rc<Client>, pool: &Rc<PoolRuntime>, bytes: &[u8], requ
                 seq,
                 &mut sub,
                 |keys, out| rustcracker_memcache::write_fragment(bytes, request, keys, out),
-                |conn, fragment, pending| match request.command {
-                    // A fragment is a line of its keys already.
-                    Command::Get | Command::Gets => conn.enqueue_retrieval(
-                        fragment,
-                        request.command == Command::Gets,
-                        fragment.len(),
-                        pending,
-                    ),
-                    _ => conn.enqueue(fragment, Some(pending)),
+                // A fragment is a line of its keys already.
+                |conn, fragment, pending| {
+                    if combinable(request.command) {
+                        conn.enqueue_retrieval(fragment, fragment.len(), pending)
+                    } else {
+                        conn.enqueue(fragment, Some(pending))
+                    }
                 },
             );
             if sub.capacity() > 64 * 1024 {

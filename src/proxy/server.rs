@@ -84,6 +84,16 @@ struct Waiting {
     joined: bool,
 }
 
+/// The members of a combined line while its reply is shared out: their
+/// keys, and where each one's part of the reply is (kept by the connection's
+/// task, so that nothing is allocated per reply).
+#[derive(Default)]
+struct Group {
+    members: Vec<Waiting>,
+    keys: Vec<u8>,
+    bodies: Vec<std::ops::Range<usize>>,
+}
+
 /// The `get` / `gets` line at the end of a connection's output, not yet
 /// written, that later retrievals may join (see [`combine`]).
 #[derive(Clone, Copy)]
@@ -130,9 +140,9 @@ struct ConnectionState {
 }
 
 /// The keys of a retrieval line `get k1 k2\r\n` / `gets …`: `k1 k2`.
-fn keys_on(line: &[u8], gets: bool) -> &[u8] {
-    let command = if gets { "gets ".len() } else { "get ".len() };
-    line.get(command..line.len().saturating_sub(2))
+fn keys_on(line: &[u8]) -> &[u8] {
+    let start = memchr::memchr(b' ', line).map_or(line.len(), |space| space + 1);
+    line.get(start..line.len().saturating_sub(2))
         .unwrap_or_default()
 }
 
@@ -156,8 +166,9 @@ impl ConnectionState {
 
     /// Puts retrieval `line` in `out`: joined to the open line when it may
     /// be (returning the bytes its keys take in `keys`), else as the new open line.
-    fn put_retrieval(&mut self, line: &[u8], gets: bool) -> Option<u32> {
-        let keys = memchr::memchr_iter(b' ', keys_on(line, gets)).count() + 1;
+    fn put_retrieval(&mut self, line: &[u8]) -> Option<u32> {
+        let gets = line.starts_with(b"gets ");
+        let keys = memchr::memchr_iter(b' ', keys_on(line)).count() + 1;
         let combinable = self.combine_max > 0 && keys <= combine::MEMBER_KEYS_MAX;
         let joined = if combinable {
             self.join(line, gets, keys)
@@ -170,7 +181,7 @@ impl ConnectionState {
             self.open = None;
             if combinable {
                 self.open_keys.clear();
-                for key in keys_on(line, gets).split(|&b| b == b' ') {
+                for key in keys_on(line).split(|&b| b == b' ') {
                     self.open_keys.insert(key);
                 }
                 self.open = Some(OpenLine {
@@ -191,7 +202,7 @@ impl ConnectionState {
     /// `keys`.
     fn join(&mut self, line: &[u8], gets: bool, count: usize) -> Option<u32> {
         let mut open = self.open?;
-        let new_keys = keys_on(line, gets);
+        let new_keys = keys_on(line);
         if open.end != self.out.len()
             || open.gets != gets
             || new_keys.is_empty()
@@ -200,19 +211,20 @@ impl ConnectionState {
         {
             return None;
         }
-        // One pass over the new keys: none may be on the line already (a
-        // repeat within them is theirs to keep); the line's key set with
-        // them added is kept only if they join.
-        let open_keys = keys_on(&self.out[open.start..open.end], gets);
-        let mut with_new = self.open_keys.clone();
-        for key in new_keys.split(|&b| b == b' ') {
-            let bits = combine::KeySet::bits(key);
-            if self.open_keys.may_hold(bits) && combine::has_key(open_keys, key) {
+        // None of the new keys may be on the line already (a repeat within
+        // them is theirs to keep); they go into the line's key set once
+        // they join.
+        let open_keys = keys_on(&self.out[open.start..open.end]);
+        let mut bits = [[0; 2]; combine::MEMBER_KEYS_MAX];
+        for (slot, key) in bits.iter_mut().zip(new_keys.split(|&b| b == b' ')) {
+            *slot = combine::KeySet::bits(key);
+            if self.open_keys.may_hold(*slot) && combine::has_key(open_keys, key) {
                 return None;
             }
-            with_new.insert_bits(bits);
         }
-        self.open_keys = with_new;
+        for &key_bits in &bits[..count] {
+            self.open_keys.insert_bits(key_bits);
+        }
         if !open.joined {
             // The line's first request has company now: record its keys too
             // (its FIFO entry is the last one: nothing was queued after it).
@@ -234,25 +246,27 @@ impl ConnectionState {
         Some(new_keys.len() as u32 + 1)
     }
 
-    /// Takes the requests a reply is for: the FIFO's head, and when it heads
-    /// a combined line, every member (into `group`, their keys into `keys`).
-    fn take_reply(&mut self, group: &mut Vec<Waiting>, keys: &mut Vec<u8>) -> Option<Waiting> {
+    /// Takes the requests a reply is for: the FIFO's head, or when it heads
+    /// a combined line, every member (into `group`, with their keys).
+    fn take_reply(&mut self, group: &mut Group) -> Option<Waiting> {
         let head = self.fifo.pop_front()?;
         if head.keys == 0 {
             return Some(head);
         }
         let mut total = head.keys as usize;
-        group.push(head);
+        group.members.push(head);
         while let Some(member) = self.fifo.pop_front() {
             if !member.joined {
                 self.fifo.push_front(member);
                 break;
             }
             total += member.keys as usize;
-            group.push(member);
+            group.members.push(member);
         }
         let end = (self.keys_head + total).min(self.keys.len());
-        keys.extend_from_slice(&self.keys[self.keys_head..end]);
+        group
+            .keys
+            .extend_from_slice(&self.keys[self.keys_head..end]);
         self.keys_head = end;
         if self.keys_head == self.keys.len() {
             self.keys.clear();
@@ -304,10 +318,10 @@ impl ServerConnection {
     /// keys separated by one space. It joins the retrieval line queued just
     /// before when it can (see [`combine`]). `request_len` is what the client
     /// sent, for the stats.
-    pub fn enqueue_retrieval(&self, line: &[u8], gets: bool, request_len: usize, pending: Pending) {
+    pub fn enqueue_retrieval(&self, line: &[u8], request_len: usize, pending: Pending) {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
-        let joined = st.put_retrieval(line, gets);
+        let joined = st.put_retrieval(line);
         drop(st);
         self.queued(
             wake,
@@ -321,22 +335,21 @@ impl ServerConnection {
     /// Counts a request just queued and enters it in the FIFO.
     fn queued(&self, wake: bool, len: usize, pending: Option<Pending>, keys: u32, joined: bool) {
         let mut st = self.state.borrow_mut();
-        let request_len = len;
-        let len = len as i64;
+        let bytes = len as i64;
         let stats = self.stats.get();
         stats.requests.inc();
-        stats.request_bytes.add(len);
+        stats.request_bytes.add(bytes);
         stats.in_queue.inc();
-        stats.in_queue_bytes.add(len);
+        stats.in_queue_bytes.add(bytes);
         st.unwritten.requests += 1;
-        st.unwritten.bytes += len;
+        st.unwritten.bytes += bytes;
         if let Some(p) = pending {
             st.unwritten_replied.requests += 1;
-            st.unwritten_replied.bytes += len;
+            st.unwritten_replied.bytes += bytes;
             super::coalesce::count_event();
             st.fifo.push_back(Waiting {
                 pending: p,
-                len: request_len as u32,
+                len: len as u32,
                 queued: Instant::from_std(super::clock::now()),
                 keys,
                 joined,
@@ -387,6 +400,46 @@ impl ServerConnection {
         let mut st = self.state.borrow_mut();
         st.outstanding.requests -= 1;
         st.outstanding.bytes -= i64::from(waiting.len);
+    }
+
+    /// Shares the reply to a combined line out among its members (each gets
+    /// its `VALUE` blocks then `END`, or the whole reply when it is an error).
+    /// A reply that does not fit the line fails them all: the connection is
+    /// out of step.
+    fn reply_group(
+        &self,
+        group: &mut Group,
+        reply: &[u8],
+        arrived: Instant,
+    ) -> Result<(), Failure> {
+        let Group {
+            members,
+            keys,
+            bodies,
+        } = group;
+        let cut = combine::cut(reply, keys, members.iter().map(|w| w.keys as usize), bodies);
+        keys.clear();
+        for (i, member) in members.drain(..).enumerate() {
+            let waited = arrived.saturating_duration_since(member.queued);
+            match (&cut, bodies.get(i)) {
+                (Cut::Values, Some(body)) => {
+                    self.replied(&member, body.len() + b"END\r\n".len(), arrived);
+                    member.pending.deliver_values(&reply[body.clone()], waited);
+                }
+                (Cut::Invalid, _) => member
+                    .pending
+                    .deliver(Err(Failure::INVALID), Duration::ZERO),
+                // `Cut::Same`: an error reply, the same for every member.
+                _ => {
+                    self.replied(&member, reply.len(), arrived);
+                    member.pending.deliver(Ok(reply), waited);
+                }
+            }
+        }
+        match cut {
+            Cut::Invalid => Err(Failure::INVALID),
+            Cut::Values | Cut::Same => Ok(()),
+        }
     }
 
     /// Whether the connection failed and must not take more requests.
@@ -579,10 +632,7 @@ async fn serve(
     let mut start = 0usize;
     let mut need = 0usize;
     let mut reader = ResponseReader::new(pool.protocol);
-    // A combined retrieval's members, their keys and their parts of the reply (reused).
-    let mut group: Vec<Waiting> = Vec::new();
-    let mut group_keys: Vec<u8> = Vec::new();
-    let mut bodies = Vec::new();
+    let mut group = Group::default();
     let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
     let mut armed: Option<Instant> = None;
     loop {
@@ -708,39 +758,18 @@ async fn serve(
                                 return Some(Failure::INVALID);
                             }
                             let reply = &buf[..len];
-                            let head = conn.state.borrow_mut().take_reply(&mut group, &mut group_keys);
+                            let head = conn.state.borrow_mut().take_reply(&mut group);
                             server.failures.set(0);
                             if let Some(head) = head {
                                 conn.replied(&head, len, arrived);
                                 let waited = arrived.saturating_duration_since(head.queued);
                                 head.pending.deliver(Ok(reply), waited);
-                            } else if group.is_empty() {
+                            } else if group.members.is_empty() {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
-                            } else {
-                                let keys = group.iter().map(|w| w.keys as usize);
-                                let cut = combine::cut(reply, &group_keys, keys, &mut bodies);
-                                group_keys.clear();
-                                if cut == Cut::Invalid {
-                                    crate::log_error!("parsed bad response from '{}'", server.config.pname);
-                                    for member in group.drain(..) {
-                                        member.pending.deliver(Err(Failure::INVALID), Duration::ZERO);
-                                    }
-                                    return Some(Failure::INVALID);
-                                }
-                                for (i, member) in group.drain(..).enumerate() {
-                                    let waited = arrived.saturating_duration_since(member.queued);
-                                    match bodies.get(i) {
-                                        Some(body) if cut == Cut::Values => {
-                                            conn.replied(&member, body.len() + b"END\r\n".len(), arrived);
-                                            member.pending.deliver_values(&reply[body.clone()], waited);
-                                        }
-                                        _ => {
-                                            conn.replied(&member, len, arrived);
-                                            member.pending.deliver(Ok(reply), waited);
-                                        }
-                                    }
-                                }
+                            } else if let Err(failure) = conn.reply_group(&mut group, reply, arrived) {
+                                crate::log_error!("parsed bad response from '{}'", server.config.pname);
+                                return Some(failure);
                             }
                             start += len;
                         }
@@ -796,8 +825,7 @@ mod tests {
     /// Queues retrieval lines as `enqueue_retrieval` does (without the stats).
     fn put(st: &mut ConnectionState, lines: &[&str]) {
         for line in lines {
-            let gets = line.starts_with("gets ");
-            let joined = st.put_retrieval(format!("{line}\r\n").as_bytes(), gets);
+            let joined = st.put_retrieval(format!("{line}\r\n").as_bytes());
             st.fifo.push_back(Waiting {
                 pending: Pending {
                     client: None,
@@ -826,9 +854,12 @@ mod tests {
         let entries: Vec<_> = st.fifo.iter().map(|w| (w.keys, w.joined)).collect();
         assert_eq!(entries, [(2, false), (4, true), (2, true)]);
         // The reply is for all three, with their keys.
-        let (mut group, mut keys) = (Vec::new(), Vec::new());
-        assert!(st.take_reply(&mut group, &mut keys).is_none());
-        assert_eq!((group.len(), keys.as_slice()), (3, &b"a b c d "[..]));
+        let mut group = Group::default();
+        assert!(st.take_reply(&mut group).is_none());
+        assert_eq!(
+            (group.members.len(), &group.keys[..]),
+            (3, &b"a b c d "[..])
+        );
         assert!(st.fifo.is_empty() && st.keys.is_empty());
     }
 
@@ -842,10 +873,10 @@ mod tests {
         );
         assert_eq!(out(&st), "get a\r\ngets b c\r\nget d\r\nget d e\r\n");
         // A single line keeps no keys: its reply goes to it whole.
-        let (mut group, mut keys) = (Vec::new(), Vec::new());
-        assert!(st.take_reply(&mut group, &mut keys).is_some());
-        assert!(st.take_reply(&mut group, &mut keys).is_none());
-        assert_eq!((group.len(), keys.as_slice()), (2, &b"b c "[..]));
+        let mut group = Group::default();
+        assert!(st.take_reply(&mut group).is_some());
+        assert!(st.take_reply(&mut group).is_none());
+        assert_eq!((group.members.len(), &group.keys[..]), (2, &b"b c "[..]));
     }
 
     #[test]
