@@ -173,43 +173,65 @@ fn combined_gets_answer_each_client_as_if_alone() {
     }
 }
 
-/// memcached's count of bytes read.
-fn bytes_read(backend: &Memcached) -> u64 {
-    let stats = backend.direct(b"stats\r\n", b"END\r\n");
-    let stats = String::from_utf8_lossy(&stats);
-    let line = stats
-        .lines()
-        .find(|l| l.starts_with("STAT bytes_read "))
-        .expect("bytes_read");
-    line["STAT bytes_read ".len()..].trim().parse().unwrap()
+/// memcached's counters this test reads, in this order.
+const STATS: [&str; 4] = ["bytes_read", "cmd_get", "get_hits", "get_misses"];
+
+fn stats(backend: &Memcached) -> [u64; 4] {
+    let reply = backend.direct(b"stats\r\n", b"END\r\n");
+    let reply = String::from_utf8_lossy(&reply);
+    STATS.map(|name| {
+        let prefix = format!("STAT {name} ");
+        let line = reply.lines().find(|l| l.starts_with(&prefix)).expect(name);
+        line[prefix.len()..].trim().parse().unwrap()
+    })
 }
 
 #[test]
 fn gets_queued_together_reach_memcached_as_one_line() {
     let setup = setup();
-    // 30 distinct single-key gets in one write. Not combined, each server
-    // reads `get k\r\n` per key; combined, one `get k1 k2 …\r\n` line for
-    // its share, 5 bytes fewer per key after its first ("get " and "\r\n"
-    // once, a space instead). (Each `stats` read adds its own 7 bytes.)
-    let request = gets((0..30).map(|i| format!("k{i}")));
+    // 30 distinct single-key gets (25 hits, 5 misses) in one write. Not
+    // combined, each server reads `get k\r\n` per key; combined, one
+    // `get k1 k2 …\r\n` line for its share, 5 bytes fewer per key after its
+    // first ("get " and "\r\n" once, a space instead). (Each `stats` read
+    // adds its own 7 bytes.) memcached counts the same gets, hits and misses.
+    let keys = (0..30).map(|i| {
+        if i < 25 {
+            format!("k{i}")
+        } else {
+            format!("miss{i}")
+        }
+    });
+    let request = gets(keys);
     let mut per_run = Vec::new();
     for (_, port, _) in setup.proxies[..2].iter().rev() {
-        let before: Vec<u64> = setup.backends.iter().map(bytes_read).collect();
+        let before: Vec<[u64; 4]> = setup.backends.iter().map(stats).collect();
         let reply = exchange(*port, &request);
         assert_eq!(reply.windows(5).filter(|w| w == b"END\r\n").count(), 30);
-        let after: Vec<u64> = setup.backends.iter().map(bytes_read).collect();
-        let read: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b - 7).collect();
-        per_run.push(read);
+        let after: Vec<[u64; 4]> = setup.backends.iter().map(stats).collect();
+        let delta: Vec<[u64; 4]> = after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| [a[0] - b[0] - 7, a[1] - b[1], a[2] - b[2], a[3] - b[3]])
+            .collect();
+        per_run.push(delta);
     }
     let (separate, combined) = (&per_run[0], &per_run[1]);
-    assert_eq!(separate.iter().sum::<u64>(), request.len() as u64);
-    let servers_used = separate.iter().filter(|&&n| n > 0).count() as u64;
+    let read = |run: &[[u64; 4]]| run.iter().map(|s| s[0]).sum::<u64>();
+    assert_eq!(read(separate), request.len() as u64);
+    let servers_used = separate.iter().filter(|s| s[0] > 0).count() as u64;
     assert!(servers_used > 0);
     assert_eq!(
-        combined.iter().sum::<u64>(),
+        read(combined),
         request.len() as u64 - 5 * (30 - servers_used),
         "one line per server: separate {separate:?}, combined {combined:?}"
     );
+    let counts = |run: &[[u64; 4]]| run.iter().map(|s| s[1..].to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        counts(combined),
+        counts(separate),
+        "cmd_get, get_hits, get_misses"
+    );
+    assert_eq!(counts(separate).iter().map(|c| c[2]).sum::<u64>(), 5);
 }
 
 /// A combined line whose server does not answer fails every request on it,
