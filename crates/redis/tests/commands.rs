@@ -44,9 +44,24 @@ fn unsupported_names() {
         "g",
         "getx",
         "zzz",
+        "get\0",
+        &"get".repeat(20),
     ] {
         assert_eq!(Command::from_name(name.as_bytes()), None, "{name}");
     }
+}
+
+#[test]
+fn names_in_any_case() {
+    assert_eq!(Command::from_name(b"gEt"), Some(Command::Get));
+    assert_eq!(
+        Command::from_name(b"ZrEvRaNgEbYsCoRe"),
+        Some(Command::Zrevrangebyscore)
+    );
+    assert_eq!(
+        Command::from_name(b"GEORADIUSBYMEMBER"),
+        Some(Command::Georadiusbymember)
+    );
 }
 
 #[test]
