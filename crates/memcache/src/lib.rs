@@ -17,6 +17,7 @@ mod number;
 pub mod reply;
 mod request;
 mod response;
+mod scan;
 
 pub use command::Command;
 pub use fragment::write_fragment;

@@ -164,9 +164,8 @@ fn tokens(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, us
             return None;
         }
         let start = pos;
-        while pos < to && buf.get(pos).is_some_and(|&b| b != b' ') {
-            pos += 1;
-        }
+        let rest = buf.get(pos..to).unwrap_or_default();
+        pos += crate::scan::find_either_words(rest, b' ', b' ').unwrap_or(rest.len());
         Some((start, pos))
     })
 }
@@ -242,6 +241,18 @@ fn parse(buf: &[u8], spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
 
     // The line end: the first `\n`; the arguments stop before a `\r` right in front of it.
     let rest = buf.get(cmd_end..).unwrap_or_default();
+    // The usual line, `\r\n` or `\n` after the arguments and no `\r` before: one scan.
+    let usual = crate::scan::find_either(rest, b'\r', b'\n').and_then(|p| match rest[p..] {
+        [b'\n', ..] => Some((cmd_end + p, cmd_end + p)),
+        [b'\r', b'\n', ..] => Some((cmd_end + p, cmd_end + p + 1)),
+        _ => None,
+    });
+    if let Some((cr, nl)) = usual {
+        if cr > limit {
+            return close_silently(buf);
+        }
+        return line_of(buf, command, cmd_end, cr, nl + 1, spare);
+    }
     let Some(nl) = memchr::memchr(b'\n', rest).map(|p| cmd_end + p) else {
         // A `\r` followed by anything but `\n` is already known to be a lone `\r` (see below).
         if memchr::memchr(b'\r', rest).is_some_and(|p| p + 1 < rest.len()) {
@@ -268,8 +279,18 @@ fn parse(buf: &[u8], spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
     if memchr::memchr(b'\r', buf.get(cmd_end..cr).unwrap_or_default()).is_some() {
         return invalid(nl + 1, reply::BAD_COMMAND_LINE, true);
     }
-    let line_len = nl + 1;
+    line_of(buf, command, cmd_end, cr, nl + 1, spare)
+}
 
+/// A complete line without a lone `\r`: the command's arguments at `args_start..cr`.
+fn line_of(
+    buf: &[u8],
+    command: Option<Command>,
+    args_start: usize,
+    cr: usize,
+    line_len: usize,
+    spare: &mut SmallVec<[KeyRange; 4]>,
+) -> RequestParse {
     let Some(command) = command else {
         // Unknown, unsupported, upper-case or empty command: memcached says ERROR and goes on.
         return invalid(line_len, reply::ERROR, false);
@@ -277,7 +298,7 @@ fn parse(buf: &[u8], spare: &mut SmallVec<[KeyRange; 4]>) -> RequestParse {
     let line = Line {
         buf,
         command,
-        args_start: cmd_end,
+        args_start,
         args_end: cr,
         line_len,
     };

@@ -131,37 +131,19 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
 /// `None` for anything else.
 fn value_header_fast(rest: &[u8]) -> Option<(&[u8], usize, usize)> {
     let fields = rest.strip_prefix(b"VALUE ")?;
-    let key_len = fields.iter().position(|&b| b == b' ' || b == b'\r')?;
+    let key_len = crate::scan::find_either_words(fields, b' ', b'\r')?;
     if key_len == 0 || fields[key_len] != b' ' {
         return None;
     }
     let key = &fields[..key_len];
     let mut at = key_len + 1;
-    // A run of digits followed by `stop` (or, for the optional cas, `\r`).
-    let digits = |at: &mut usize| -> Option<(usize, u8)> {
-        let start = *at;
-        let mut n: usize = 0;
-        loop {
-            let b = *fields.get(*at)?;
-            *at += 1;
-            if b.is_ascii_digit() {
-                // 18 digits never overflow; longer numbers take the general path.
-                if *at - start > 18 {
-                    return None;
-                }
-                n = n * 10 + usize::from(b - b'0');
-            } else {
-                return (*at - 1 > start).then_some((n, b));
-            }
-        }
-    };
-    let (_flags, after) = digits(&mut at)?;
+    let (_flags, after) = digits(fields, &mut at)?;
     if after != b' ' {
         return None;
     }
-    let (bytes, mut after) = digits(&mut at)?;
+    let (bytes, mut after) = digits(fields, &mut at)?;
     if after == b' ' {
-        (_, after) = digits(&mut at)?;
+        (_, after) = digits(fields, &mut at)?;
     }
     // `at` is just past the `\r`, which must end a line of acceptable length.
     let cr = 6 + at - 1;
@@ -169,6 +151,27 @@ fn value_header_fast(rest: &[u8]) -> Option<(&[u8], usize, usize)> {
         return None;
     }
     Some((key, bytes, cr + 2))
+}
+
+/// A run of digits at `*at` and the byte after it (for the optional cas, `\r`); `*at` moves past
+/// that byte. `None` for no digits, more than 18 (those never overflow; longer numbers take the
+/// general path) or the end of `fields`.
+#[inline(always)]
+fn digits(fields: &[u8], at: &mut usize) -> Option<(usize, u8)> {
+    let start = *at;
+    let mut n: usize = 0;
+    for (i, &b) in fields.get(start..)?.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            *at = start + i + 1;
+            return (i > 0).then_some((n, b));
+        }
+        if i == 18 {
+            return None;
+        }
+        n = n * 10 + usize::from(digit);
+    }
+    None
 }
 
 /// The rest of a block whose header was read: `bytes` of data at `data_start`, then `\r\n`.
