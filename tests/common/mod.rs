@@ -73,10 +73,11 @@ pub fn spawn_on_free_port(what: &str, mut command: impl FnMut(u16) -> Command) -
             if !matches!(child.try_wait(), Ok(None)) {
                 break;
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                // Still alive a moment later: it holds the port, not someone else.
-                std::thread::sleep(Duration::from_millis(20));
-                up = matches!(child.try_wait(), Ok(None));
+            // The child's own listening socket, not another test's server that took the port
+            // first (a child that lost the race may take a while to exit; two backends of one
+            // test on one port once put every key on the first).
+            if listens_on(child.id(), port) {
+                up = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -88,6 +89,28 @@ pub fn spawn_on_free_port(what: &str, mut command: impl FnMut(u16) -> Command) -
         let _ = child.wait();
     }
     panic!("{what} did not start on any of 5 ports");
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port` of 127.0.0.1: the inode of
+/// that socket in `/proc/net/tcp` is one of the process's open files.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    // Columns: sl local_address rem_address st … inode (the tenth).
+    let inode = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+            .then(|| fields.get(9).map(|i| format!("socket:[{i}]")))
+            .flatten()
+    });
+    let (Some(inode), Ok(fds)) = (inode, std::fs::read_dir(format!("/proc/{pid}/fd"))) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == inode.as_str())
+    })
 }
 
 /// Waits until a unix socket at `path` accepts connections.
@@ -120,6 +143,20 @@ pub struct Memcached {
     pub port: u16,
     pub socket: Option<PathBuf>,
     pub process: Process,
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in `/proc/PID/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name, which may hold spaces.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
 
 impl Memcached {
@@ -164,14 +201,24 @@ impl Memcached {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Sends `signal` (`STOP`, `CONT`) to this memcached.
+    /// Sends `signal` (`STOP`, `CONT`) to this memcached. After `STOP`, waits until every one
+    /// of its threads has stopped: kill(2) returns with the signal pending, and a thread woken
+    /// by a request at that moment could still answer it.
     pub fn signal(&self, signal: &str) {
+        let pid = self.process.child.id();
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.process.child.id().to_string())
+            .arg(pid.to_string())
             .status()
             .expect("kill(1) runs");
         assert!(status.success(), "kill -{signal}");
+        if signal == "STOP" {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !all_threads_stopped(pid) {
+                assert!(Instant::now() < deadline, "memcached {pid} did not stop");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Sends raw bytes directly to this memcached and reads until the reply ends with `until`.
