@@ -141,9 +141,17 @@ struct ConnectionState {
 
 /// The keys of a retrieval line `get k1 k2\r\n` / `gets …`: `k1 k2`.
 fn keys_on(line: &[u8]) -> &[u8] {
-    let start = memchr::memchr(b' ', line).map_or(line.len(), |space| space + 1);
+    // The proxy writes these lines itself: the command, one space, the keys, `\r\n`.
+    let start = if line.starts_with(b"gets ") { 5 } else { 4 };
     line.get(start..line.len().saturating_sub(2))
         .unwrap_or_default()
+}
+
+/// How many keys a line's `keys` (from [`keys_on`]) hold.
+fn key_count(keys: &[u8]) -> usize {
+    // A plain counting loop: the compiler vectorizes it, and short lines (most are one key)
+    // skip memchr's set-up.
+    keys.iter().filter(|&&b| b == b' ').count() + 1
 }
 
 impl ConnectionState {
@@ -168,10 +176,11 @@ impl ConnectionState {
     /// be (returning the bytes its keys take in `keys`), else as the new open line.
     fn put_retrieval(&mut self, line: &[u8]) -> Option<u32> {
         let gets = line.starts_with(b"gets ");
-        let keys = memchr::memchr_iter(b' ', keys_on(line)).count() + 1;
+        let new_keys = keys_on(line);
+        let keys = key_count(new_keys);
         let combinable = self.combine_max > 0 && keys <= combine::MEMBER_KEYS_MAX;
         let joined = if combinable {
-            self.join(line, gets, keys)
+            self.join(new_keys, gets, keys)
         } else {
             None
         };
@@ -181,7 +190,7 @@ impl ConnectionState {
             self.open = None;
             if combinable {
                 self.open_keys.clear();
-                for key in keys_on(line).split(|&b| b == b' ') {
+                for key in new_keys.split(|&b| b == b' ') {
                     self.open_keys.insert(key);
                 }
                 self.open = Some(OpenLine {
@@ -196,13 +205,12 @@ impl ConnectionState {
         joined
     }
 
-    /// Joins retrieval `line` to the open line if it may: same command, the
-    /// open line still unwritten and last in `out`, within the line bounds,
-    /// and no key of `line` already on it. Returns the bytes its keys take in
-    /// `keys`.
-    fn join(&mut self, line: &[u8], gets: bool, count: usize) -> Option<u32> {
+    /// Joins a retrieval of `new_keys` (`count` of them) to the open line if
+    /// it may: same command, the open line still unwritten and last in `out`,
+    /// within the line bounds, and none of the keys already on it. Returns the
+    /// bytes its keys take in `keys`.
+    fn join(&mut self, new_keys: &[u8], gets: bool, count: usize) -> Option<u32> {
         let mut open = self.open?;
-        let new_keys = keys_on(line);
         if open.end != self.out.len()
             || open.gets != gets
             || new_keys.is_empty()
