@@ -1,9 +1,12 @@
 //! The task behind one client connection: read big, parse every complete
 //! request, route it, and write replies back in request order.
 
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use super::client::Client;
 use super::pool::PoolRuntime;
@@ -149,6 +152,10 @@ async fn serve(
     let mut swept = false;
     // This client's mark for the coalescer's count of clients per period.
     let mut counted = super::coalesce::NOT_COUNTED;
+    // Made once and kept until they fire, rather than once per wait: a
+    // notification future joins (and on drop leaves) a waiter list each time.
+    let mut replies = pin!(client.wake.notified());
+    let mut signal = pin!(worker.signalled());
     loop {
         if reading && worker.shutting_down() {
             // Shutdown: stop taking requests, finish the ones in flight.
@@ -176,12 +183,37 @@ async fn serve(
         // Not reading: the session moves on only as replies go out, so it
         // must be woken for those a server connection writes itself.
         client.await_replies(!(reading && room));
-        tokio::select! {
-            biased;
-            ready = stream.readable(), if reading && room => {
-                ready?;
+        // The first of these that is ready, in this order.
+        let woke = poll_fn(|cx| {
+            if reading && room {
+                if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
+                    return Poll::Ready(ready.map(|()| Woke::Readable));
+                }
+            }
+            if !flushed {
+                if let Poll::Ready(ready) = stream.poll_write_ready(cx) {
+                    return Poll::Ready(ready.map(|()| Woke::Writable));
+                }
+            }
+            if flushed && replies.as_mut().poll(cx).is_ready() {
+                replies.set(client.wake.notified());
+                return Poll::Ready(Ok(Woke::Replies));
+            }
+            if reading && signal.as_mut().poll(cx).is_ready() {
+                signal.set(worker.signalled());
+                return Poll::Ready(Ok(Woke::Signal));
+            }
+            Poll::Pending
+        })
+        .await?;
+        match woke {
+            Woke::Readable => {
                 super::coalesce::count_client(&mut counted);
-                let mut requests = Requests { input: &mut input, need: &mut need, redis: &mut *redis };
+                let mut requests = Requests {
+                    input: &mut input,
+                    need: &mut need,
+                    redis: &mut *redis,
+                };
                 match requests.read_and_dispatch(stream, client, pool) {
                     Ok(Some(Some(stop))) => {
                         ended = stop;
@@ -190,7 +222,9 @@ async fn serve(
                     Ok(Some(None)) => {}
                     // EOF or half-close: answer the complete requests, drop a partial one.
                     Ok(None) => reading = false,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
                 if !reading {
@@ -198,12 +232,24 @@ async fn serve(
                     need = 0;
                 }
             }
-            ready = stream.writable(), if !flushed => { ready?; }
-            _ = client.wake.notified(), if flushed => {}
+            // Flushed at the top of the loop.
+            Woke::Writable | Woke::Replies => {}
             // A shutdown or an idle sweep: both are checked at the top.
-            _ = worker.signalled(), if reading => swept = true,
+            Woke::Signal => swept = true,
         }
     }
+}
+
+/// What a session's wait ended with.
+enum Woke {
+    /// The client sent something (or closed).
+    Readable,
+    /// The client's socket takes more of the replies waiting for it.
+    Writable,
+    /// A server connection left replies for the session to write.
+    Replies,
+    /// A shutdown or an idle sweep.
+    Signal,
 }
 
 thread_local! {

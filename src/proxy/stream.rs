@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::Path;
+use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
@@ -22,6 +23,23 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Polls for read readiness: cheaper than a [`Stream::readable`] future made afresh for
+    /// every wait (the task's waker goes in the socket's one reader slot, not a waiter list).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    /// Polls for write readiness (see [`Stream::poll_read_ready`]).
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_write_ready(cx),
+            Stream::Unix(s) => s.poll_write_ready(cx),
         }
     }
 
