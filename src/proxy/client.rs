@@ -12,10 +12,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
-
-use tokio::sync::Notify;
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
@@ -45,7 +44,7 @@ pub struct Client {
     /// connection can write replies straight to it (see [`ReplyBatch`]).
     stream: Rc<Stream>,
     /// Wakes the client task when `out` grew.
-    pub wake: Notify,
+    pub wake: LocalWake,
     protocol: Protocol,
     /// For `forward_error` and `fragments`.
     stats: Arc<WorkerStats>,
@@ -106,7 +105,7 @@ impl Client {
                 early_count: 0,
                 active_at: super::clock::now(),
             }),
-            wake: Notify::new(),
+            wake: LocalWake::default(),
             protocol,
             stats,
             pool,
@@ -147,7 +146,7 @@ impl Client {
             st.out.extend_from_slice(reply);
             drop(st);
             if was_empty {
-                self.wake.notify_one();
+                self.wake.notify();
             }
         } else {
             let slot = st.keep_early(|buf| buf.extend_from_slice(reply));
@@ -312,7 +311,7 @@ impl Client {
             batch.open
         });
         if !queued {
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -322,7 +321,7 @@ impl Client {
     fn send_from_batch(&self) {
         let sent = matches!(self.flush(), Ok(true));
         if !sent || self.awaiting_replies.get() {
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -480,5 +479,76 @@ impl ClientState {
             start,
             end: self.early.len(),
         }
+    }
+}
+
+/// A wake-up for one task on this thread, kept until the task takes it (like
+/// `Notify::notify_one`), without `Notify`'s lock and waiter list: a session
+/// checks it at every wait.
+#[derive(Default)]
+pub struct LocalWake {
+    woken: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl LocalWake {
+    /// Wakes the task waiting in [`LocalWake::poll`], or the next one to call it.
+    pub fn notify(&self) {
+        self.woken.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Ready once after each [`LocalWake::notify`]; else keeps the task's waker.
+    pub fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.replace(false) {
+            return Poll::Ready(());
+        }
+        let waker = match self.waker.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(waker));
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn local_wake_is_kept_until_taken_and_wakes_the_waiting_task() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wake = LocalWake::default();
+        // Nothing yet: the task waits, and its waker is kept.
+        assert!(wake.poll(&mut cx).is_pending());
+        assert!(wake.poll(&mut cx).is_pending());
+        // A notification wakes it once, and is there when it looks.
+        wake.notify();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert!(wake.poll(&mut cx).is_ready());
+        assert!(wake.poll(&mut cx).is_pending());
+        // One given before the task waits is kept for it; two count as one.
+        let idle = LocalWake::default();
+        idle.notify();
+        idle.notify();
+        assert!(idle.poll(&mut cx).is_ready());
+        assert!(idle.poll(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 }

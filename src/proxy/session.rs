@@ -152,10 +152,12 @@ async fn serve(
     let mut swept = false;
     // This client's mark for the coalescer's count of clients per period.
     let mut counted = super::coalesce::NOT_COUNTED;
-    // Made once and kept until they fire, rather than once per wait: a
-    // notification future joins (and on drop leaves) a waiter list each time.
-    let mut replies = pin!(client.wake.notified());
+    // The worker's signal: made once and polled only to register (then kept
+    // until it fires), rather than made per wait; a signal is told by the
+    // worker's count of them, not by polling the future.
     let mut signal = pin!(worker.signalled());
+    let mut signal_registered = false;
+    let mut signals_seen = worker.signals();
     loop {
         if reading && worker.shutting_down() {
             // Shutdown: stop taking requests, finish the ones in flight.
@@ -195,13 +197,19 @@ async fn serve(
                     return Poll::Ready(ready.map(|()| Woke::Writable));
                 }
             }
-            if flushed && replies.as_mut().poll(cx).is_ready() {
-                replies.set(client.wake.notified());
+            if flushed && client.wake.poll(cx).is_ready() {
                 return Poll::Ready(Ok(Woke::Replies));
             }
-            if reading && signal.as_mut().poll(cx).is_ready() {
-                signal.set(worker.signalled());
-                return Poll::Ready(Ok(Woke::Signal));
+            if reading {
+                let fired = worker.signals() != signals_seen
+                    || (!signal_registered && signal.as_mut().poll(cx).is_ready());
+                signal_registered = true;
+                if fired {
+                    signals_seen = worker.signals();
+                    signal.set(worker.signalled());
+                    signal_registered = false;
+                    return Poll::Ready(Ok(Woke::Signal));
+                }
             }
             Poll::Pending
         })

@@ -42,6 +42,8 @@ pub struct WorkerRuntime {
     shutdown: Cell<bool>,
     /// Wakes sessions for a shutdown or a sweep.
     signal: Notify,
+    /// Counts the signals, so a session tells one happened without polling `signal`.
+    signals: Cell<u64>,
     /// Idle sessions parked (and freed) since the heap was last trimmed.
     idle_parked: Cell<usize>,
 }
@@ -59,6 +61,7 @@ impl WorkerRuntime {
             lot: ParkingLot::new()?,
             shutdown: Cell::new(false),
             signal: Notify::new(),
+            signals: Cell::new(0),
             idle_parked: Cell::new(0),
         })
     }
@@ -73,10 +76,21 @@ impl WorkerRuntime {
         self.signal.notified()
     }
 
+    /// How many shutdown and sweep signals there have been.
+    pub fn signals(&self) -> u64 {
+        self.signals.get()
+    }
+
+    /// Signals every session (and whatever waits in [`WorkerRuntime::signalled`]).
+    fn signal_all(&self) {
+        self.signals.set(self.signals.get() + 1);
+        self.signal.notify_waiters();
+    }
+
     /// Tells every session and listener of the worker to wind down.
     pub fn shut_down(&self) {
         self.shutdown.set(true);
-        self.signal.notify_waiters();
+        self.signal_all();
     }
 
     /// Serves a client with a new session task.
@@ -180,7 +194,7 @@ impl WorkerRuntime {
                     super::merge::Merge::sweep();
                     // Fresh time for the sessions' idle checks.
                     super::clock::tick();
-                    self.signal.notify_waiters();
+                    self.signal_all();
                     // The sessions just signalled park as they run, a few
                     // microseconds each; the memory they free is given back
                     // once they all have (a yield here would resume after
