@@ -239,8 +239,9 @@ commands! {
 }
 
 /// A command name in lower case, zero-padded to 24 bytes, as three big-endian words (longer
-/// than any name, so a longer one is not a command).
-type Packed = [u64; 3];
+/// than any name, so a longer one is not a command). A tuple, not an array: its comparison is
+/// three inlined word compares, not a slice loop.
+type Packed = (u64, u64, u64);
 
 fn pack(name: &[u8]) -> Option<Packed> {
     let mut bytes = [0u8; 24];
@@ -252,7 +253,7 @@ fn pack(name: &[u8]) -> Option<Packed> {
         let chunk = bytes.get(i * 8..i * 8 + 8).unwrap_or_default();
         u64::from_be_bytes(chunk.try_into().unwrap_or_default())
     };
-    Some([word(0), word(1), word(2)])
+    Some((word(0), word(1), word(2)))
 }
 
 impl Command {
