@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 
-use crate::response::{value_block, Block};
+use crate::response::value_block_end_for;
 
 /// Merges fragment replies of a multi-key retrieval into one reply, `VALUE` blocks in request
 /// order (a fix over nutcracker, which could reorder them around misses), then `END\r\n`.
@@ -50,10 +50,10 @@ pub fn merge_values_with<'k, K>(
         else {
             continue;
         };
-        if let Block::Complete(header) = value_block(reply, *cursor) {
-            if header.key == key && header.block_end <= reply.len() {
-                block(fragment, *cursor..header.block_end);
-                *cursor = header.block_end;
+        if let Some(end) = value_block_end_for(reply, *cursor, key) {
+            if end <= reply.len() {
+                block(fragment, *cursor..end);
+                *cursor = end;
             }
         }
     }
