@@ -8,7 +8,6 @@
 use std::io::Write;
 
 use rustcracker_config::{Config, Pool};
-use rustcracker_hash::Router;
 
 /// Why `--route` failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +53,7 @@ pub fn run(
         },
     };
     for p in pools {
-        let servers: Vec<(&[u8], u32)> = p
-            .servers
-            .iter()
-            .map(|s| (s.name.as_bytes(), s.weight))
-            .collect();
-        let router = Router::new(p.hash, p.hash_tag, p.distribution, &servers);
+        let router = p.router();
         for key in keys {
             let server = router
                 .route(key)

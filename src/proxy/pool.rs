@@ -52,12 +52,7 @@ impl PoolRuntime {
         combine_gets: usize,
         stats: Arc<WorkerStats>,
     ) -> PoolRuntime {
-        let names: Vec<(&[u8], u32)> = config
-            .servers
-            .iter()
-            .map(|s| (s.name.as_bytes(), s.weight))
-            .collect();
-        let router = Router::new(config.hash, config.hash_tag, config.distribution, &names);
+        let router = config.router();
         let servers = config
             .servers
             .iter()

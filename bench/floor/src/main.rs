@@ -25,8 +25,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use rustcracker_config::{Listen, ServerAddress};
-use rustcracker_hash::Router;
+use rustcracker_config::{Listen, Router, ServerAddress};
 
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -248,12 +247,7 @@ impl Floor {
             let Listen::Tcp { addr, .. } = pool.listen else {
                 bail!("pool {}: floor listens on TCP only", pool.name);
             };
-            let names: Vec<(&[u8], u32)> = pool
-                .servers
-                .iter()
-                .map(|s| (s.name.as_bytes(), s.weight))
-                .collect();
-            let router = Router::new(pool.hash, pool.hash_tag, pool.distribution, &names);
+            let router = pool.router();
             let mut indexes = Vec::new();
             for server in &pool.servers {
                 let ServerAddress::Tcp { host, port } = &server.address else {

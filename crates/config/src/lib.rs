@@ -15,7 +15,7 @@ mod yaml;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use rustcracker_hash::{Distribution, HashFunction};
+pub use rustcracker_hash::{Distribution, HashFunction, Router};
 
 /// A whole configuration file: the pools in nutcracker's sorted order
 /// (shorter names first, then bytewise).
@@ -91,6 +91,19 @@ pub enum Listen {
         /// The mode to chmod the socket to, at most 0o777.
         permissions: Option<u32>,
     },
+}
+
+impl Pool {
+    /// The pool's key placement: its servers by continuum name and weight, in the pool's order
+    /// (a server's index is its identity), every one live.
+    pub fn router(&self) -> Router {
+        let servers: Vec<(&[u8], u32)> = self
+            .servers
+            .iter()
+            .map(|s| (s.name.as_bytes(), s.weight))
+            .collect();
+        Router::new(self.hash, self.hash_tag, self.distribution, &servers)
+    }
 }
 
 /// One `servers:` entry.
