@@ -139,10 +139,10 @@ struct ConnectionState {
     outstanding: Queued,
 }
 
-/// The keys of a retrieval line `get k1 k2\r\n` / `gets …`: `k1 k2`.
-fn keys_on(line: &[u8]) -> &[u8] {
+/// The keys of a retrieval line `get k1 k2\r\n` (`gets …` when `gets`): `k1 k2`.
+fn keys_on(line: &[u8], gets: bool) -> &[u8] {
     // The proxy writes these lines itself: the command, one space, the keys, `\r\n`.
-    let start = if line.starts_with(b"gets ") { 5 } else { 4 };
+    let start = if gets { 5 } else { 4 };
     line.get(start..line.len().saturating_sub(2))
         .unwrap_or_default()
 }
@@ -176,7 +176,7 @@ impl ConnectionState {
     /// be (returning the bytes its keys take in `keys`), else as the new open line.
     fn put_retrieval(&mut self, line: &[u8]) -> Option<u32> {
         let gets = line.starts_with(b"gets ");
-        let new_keys = keys_on(line);
+        let new_keys = keys_on(line, gets);
         let keys = key_count(new_keys);
         let combinable = self.combine_max > 0 && keys <= combine::MEMBER_KEYS_MAX;
         let joined = if combinable {
@@ -222,7 +222,7 @@ impl ConnectionState {
         // None of the new keys may be on the line already (a repeat within
         // them is theirs to keep); they go into the line's key set once
         // they join.
-        let open_keys = keys_on(&self.out[open.start..open.end]);
+        let open_keys = keys_on(&self.out[open.start..open.end], gets);
         let mut bits = [[0; 2]; combine::MEMBER_KEYS_MAX];
         for (slot, key) in bits.iter_mut().zip(new_keys.split(|&b| b == b' ')) {
             *slot = combine::KeySet::bits(key);
@@ -392,22 +392,24 @@ impl ServerConnection {
         }
     }
 
-    /// Counts the reply (`len` bytes) to request `waiting`, which leaves the FIFO.
-    fn replied(&self, waiting: &Waiting, len: usize, arrived: Instant) {
+    /// Counts the reply (`len` bytes) to request `waiting`, which leaves the
+    /// FIFO; returns how long the server took on it.
+    fn replied(&self, waiting: &Waiting, len: usize, arrived: Instant) -> Duration {
         super::coalesce::count_event();
+        let waited = arrived.saturating_duration_since(waiting.queued);
         if waiting.pending.client.is_none() {
-            return;
+            return waited;
         }
         let stats = self.stats.get();
         stats.responses.inc();
         stats.response_bytes.add(len as i64);
         stats.out_queue.add(-1);
         stats.out_queue_bytes.add(-i64::from(waiting.len));
-        let waited = arrived.saturating_duration_since(waiting.queued);
         self.stats.latency().record_us(waited.as_micros() as u64);
         let mut st = self.state.borrow_mut();
         st.outstanding.requests -= 1;
         st.outstanding.bytes -= i64::from(waiting.len);
+        waited
     }
 
     /// Shares the reply to a combined line out among its members (each gets
@@ -428,10 +430,9 @@ impl ServerConnection {
         let cut = combine::cut(reply, keys, members.iter().map(|w| w.keys as usize), bodies);
         keys.clear();
         for (i, member) in members.drain(..).enumerate() {
-            let waited = arrived.saturating_duration_since(member.queued);
             match (&cut, bodies.get(i)) {
                 (Cut::Values, Some(body)) => {
-                    self.replied(&member, body.len() + b"END\r\n".len(), arrived);
+                    let waited = self.replied(&member, body.len() + b"END\r\n".len(), arrived);
                     member.pending.deliver_values(&reply[body.clone()], waited);
                 }
                 (Cut::Invalid, _) => member
@@ -439,7 +440,7 @@ impl ServerConnection {
                     .deliver(Err(Failure::INVALID), Duration::ZERO),
                 // `Cut::Same`: an error reply, the same for every member.
                 _ => {
-                    self.replied(&member, reply.len(), arrived);
+                    let waited = self.replied(&member, reply.len(), arrived);
                     member.pending.deliver(Ok(reply), waited);
                 }
             }
@@ -769,8 +770,7 @@ async fn serve(
                             let head = conn.state.borrow_mut().take_reply(&mut group);
                             server.failures.set(0);
                             if let Some(head) = head {
-                                conn.replied(&head, len, arrived);
-                                let waited = arrived.saturating_duration_since(head.queued);
+                                let waited = conn.replied(&head, len, arrived);
                                 head.pending.deliver(Ok(reply), waited);
                             } else if group.members.is_empty() {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
