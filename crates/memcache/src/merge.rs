@@ -50,11 +50,10 @@ pub fn merge_values_with<'k, K>(
         else {
             continue;
         };
+        // A complete block of this key (so within the reply), or a miss.
         if let Some(end) = value_block_end_for(reply, *cursor, key) {
-            if end <= reply.len() {
-                block(fragment, *cursor..end);
-                *cursor = end;
-            }
+            block(fragment, *cursor..end);
+            *cursor = end;
         }
     }
 }

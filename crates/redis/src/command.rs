@@ -239,8 +239,7 @@ commands! {
 }
 
 /// A command name in lower case, zero-padded to 24 bytes, as three big-endian words (longer
-/// than any name, so a longer one is not a command). A tuple, not an array: its comparison is
-/// three inlined word compares, not a slice loop.
+/// than any name, so a longer one is not a command).
 type Packed = (u64, u64, u64);
 
 fn pack(name: &[u8]) -> Option<Packed> {
@@ -261,7 +260,8 @@ impl Command {
     /// support, including ones redis has (`KEYS`, `SCAN`, `MULTI`, `SELECT`, `MOVE`, …).
     pub fn from_name(name: &[u8]) -> Option<Command> {
         // This runs for every request. A binary search over names packed into words costs
-        // ~60 instructions; comparing byte slices through a lower-casing iterator cost ~300.
+        // ~225 instructions (callgrind); comparing byte slices through a lower-casing iterator
+        // cost ~450.
         static PACKED: LazyLock<Box<[Packed]>> = LazyLock::new(|| {
             ALL.iter()
                 .filter_map(|c| pack(c.name().as_bytes()))
