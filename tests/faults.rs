@@ -408,8 +408,7 @@ fn sigterm_finishes_requests_in_flight() {
     let mut c = connect(port);
     c.get_mut().write_all(b"get slow\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let pid = proxy.process.child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    common::kill(proxy.process.child.id(), "TERM");
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),

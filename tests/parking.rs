@@ -199,12 +199,7 @@ fn shutdown_closes_parked_clients() {
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
     wait_parked(proxy.stats_port, 20);
-    let pid = proxy.process.child.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::kill(proxy.process.child.id(), "TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if proxy.process.child.try_wait().unwrap().is_some() {

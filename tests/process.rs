@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kill;
+
 /// A temp dir with a minimal valid config, and paths for a pid and log file.
 struct Setup {
     dir: tempfile::TempDir,
@@ -104,7 +106,7 @@ impl Drop for Guard {
         }
         if let Some(pid) = self.pid {
             if alive(pid) {
-                signal(pid, "KILL");
+                kill(pid, "KILL");
             }
         }
     }
@@ -120,15 +122,6 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("kill(1) runs");
-    assert!(status.success(), "kill -{name} {pid}");
 }
 
 /// Whether `pid` is a live (not zombie) process.
@@ -212,7 +205,7 @@ fn daemonizes_writes_and_removes_pid_file() {
     assert_ne!(sid, pid, "not a session leader");
     assert_ne!(sid, std::process::id(), "not in our session");
 
-    signal(pid, "TERM");
+    kill(pid, "TERM");
     wait_for(|| !alive(pid), "the daemon to exit");
     assert!(!s.pid.exists(), "pid file removed");
     let log = read(&s.log);
@@ -243,7 +236,7 @@ fn log_file_gets_wellformed_lines() {
     let s = Setup::new();
     let mut g = s.start(&[]);
     let pid = g.pid();
-    signal(pid, "TERM");
+    kill(pid, "TERM");
     assert_eq!(g.wait_exit(), Some(0));
     let log = read(&s.log);
     assert!(log.contains(&format!("started on pid {pid}")), "{log}");
@@ -261,13 +254,13 @@ fn sighup_reopens_a_rotated_log() {
     let pid = g.pid();
     let rotated = s.dir.path().join("rustcracker.log.1");
     std::fs::rename(&s.log, &rotated).expect("rotate");
-    signal(pid, "HUP");
+    kill(pid, "HUP");
     wait_for(|| s.log.exists(), "a new log file");
     wait_for(
         || read(&rotated).contains("signal 1 (SIGHUP) received, reopening log file"),
         "HUP line",
     );
-    signal(pid, "USR1");
+    kill(pid, "USR1");
     wait_for(
         || read(&s.log).contains("signal 10 (SIGUSR1) received"),
         "USR1 line in the new file",
@@ -276,7 +269,7 @@ fn sighup_reopens_a_rotated_log() {
         !read(&rotated).contains("SIGUSR1"),
         "old file no longer written"
     );
-    signal(pid, "TERM");
+    kill(pid, "TERM");
     assert_eq!(g.wait_exit(), Some(0));
 }
 
@@ -285,9 +278,9 @@ fn sigttin_and_sigttou_change_the_level() {
     let s = Setup::new();
     let mut g = s.start(&["-v", "5"]);
     let pid = g.pid();
-    signal(pid, "TTIN");
+    kill(pid, "TTIN");
     wait_for(|| read(&s.log).contains("up log level to 6"), "level 6");
-    signal(pid, "TTOU");
+    kill(pid, "TTOU");
     wait_for(|| read(&s.log).contains("down log level to 5"), "level 5");
     let log = read(&s.log);
     assert!(
@@ -298,12 +291,12 @@ fn sigttin_and_sigttou_change_the_level() {
         log.contains("signal 22 (SIGTTOU) received, down logging level"),
         "{log}"
     );
-    signal(pid, "USR2");
+    kill(pid, "USR2");
     wait_for(
         || read(&s.log).contains("signal 12 (SIGUSR2) received"),
         "USR2 line",
     );
-    signal(pid, "TERM");
+    kill(pid, "TERM");
     assert_eq!(g.wait_exit(), Some(0));
 }
 
@@ -316,7 +309,7 @@ fn sigint_and_sigterm_exit_cleanly() {
         let s = Setup::new();
         let mut g = s.start(&[]);
         assert_eq!(read(&s.pid), g.pid().to_string());
-        signal(g.pid(), sig);
+        kill(g.pid(), sig);
         assert_eq!(g.wait_exit(), Some(0), "SIG{sig}");
         assert!(!s.pid.exists(), "pid file removed after SIG{sig}");
         let log = read(&s.log);

@@ -145,6 +145,16 @@ pub struct Memcached {
     pub process: Process,
 }
 
+/// Sends signal `name` (`TERM`, `STOP`, …) to process `pid`; fails the test if kill(1) does.
+pub fn kill(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
 /// Whether every thread of process `pid` is stopped (state `T` in `/proc/PID/task/*/stat`).
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -206,12 +216,7 @@ impl Memcached {
     /// by a request at that moment could still answer it.
     pub fn signal(&self, signal: &str) {
         let pid = self.process.child.id();
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("kill(1) runs");
-        assert!(status.success(), "kill -{signal}");
+        kill(pid, signal);
         if signal == "STOP" {
             let deadline = Instant::now() + Duration::from_secs(5);
             while !all_threads_stopped(pid) {
