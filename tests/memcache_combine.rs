@@ -139,6 +139,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
             false,
         ),
         (
+            // Lines not as the proxy writes them are rewritten before they join (extra and
+            // trailing spaces); the usual ones go as they came.
+            "irregular spacing joins too",
+            b"get  k1\r\nget k2 \r\nget   k4  k5\r\nget k6\r\ngets  k7\r\ngets k8\r\n".to_vec(),
+            true,
+        ),
+        (
+            // nutcracker answers nothing to a line ending in a bare `\n` (memcached does).
+            "a bare newline joins too",
+            b"get k1\r\nget k3\nget k2\r\n".to_vec(),
+            false,
+        ),
+        (
             "every key missing",
             gets((0..30).map(|i| format!("miss{i}"))),
             true,

@@ -110,12 +110,20 @@ fn combinable(command: Command) -> bool {
 fn queue<'k>(
     conn: &ServerConnection,
     command: Command,
-    keys: impl Iterator<Item = &'k [u8]>,
+    keys: impl Iterator<Item = &'k [u8]> + Clone,
     bytes: &[u8],
     pending: Pending,
 ) {
     if !combinable(command) {
         return conn.enqueue(bytes, Some(pending));
+    }
+    // Most requests came as the proxy would write them (`get k1 k2\r\n`: one space before
+    // each key, nothing else): of exactly that length, they can be nothing else, and go as
+    // they are instead of being copied into a line first.
+    let name = command.name().as_bytes();
+    let line_len = name.len() + 2 + keys.clone().map(|k| 1 + k.len()).sum::<usize>();
+    if bytes.len() == line_len && bytes.starts_with(name) && bytes.ends_with(b"\r\n") {
+        return conn.enqueue_retrieval(bytes, bytes.len(), pending);
     }
     FRAGMENT.with(|line| {
         let mut line = line.borrow_mut();
