@@ -17,20 +17,7 @@ pub(crate) fn string2ll(s: &[u8]) -> Option<i64> {
         Some(b'1'..=b'9') => {}
         _ => return None,
     }
-    let mut magnitude: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(b - b'0'))?;
-    }
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
+    signed(negative, digits)
 }
 
 /// A response number: an optional `-` and one or more digits (leading zeros allowed), within
@@ -43,6 +30,11 @@ pub(crate) fn parse_response_number(s: &[u8]) -> Option<i64> {
     if digits.is_empty() {
         return None;
     }
+    signed(negative, digits)
+}
+
+/// `digits` (ASCII digits only) as a number, negated when `negative`, within `i64`.
+fn signed(negative: bool, digits: &[u8]) -> Option<i64> {
     let mut magnitude: u64 = 0;
     for &b in digits {
         if !b.is_ascii_digit() {
