@@ -17,24 +17,6 @@ pub(crate) fn string2ll(s: &[u8]) -> Option<i64> {
         Some(b'1'..=b'9') => {}
         _ => return None,
     }
-    signed(negative, digits)
-}
-
-/// A response number: an optional `-` and one or more digits (leading zeros allowed), within
-/// `i64`.
-pub(crate) fn parse_response_number(s: &[u8]) -> Option<i64> {
-    let (negative, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    signed(negative, digits)
-}
-
-/// `digits` (ASCII digits only) as a number, negated when `negative`, within `i64`.
-fn signed(negative: bool, digits: &[u8]) -> Option<i64> {
     let mut magnitude: u64 = 0;
     for &b in digits {
         if !b.is_ascii_digit() {
@@ -77,14 +59,5 @@ mod tests {
         ] {
             assert_eq!(string2ll(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn response_numbers() {
-        assert_eq!(parse_response_number(b"007"), Some(7));
-        assert_eq!(parse_response_number(b"-1"), Some(-1));
-        assert_eq!(parse_response_number(b"-"), None);
-        assert_eq!(parse_response_number(b""), None);
-        assert_eq!(parse_response_number(b"x"), None);
     }
 }

@@ -8,8 +8,6 @@
 //! server connection. Bad bytes are reported as soon as they arrive, not when the reply would
 //! have been complete.
 
-use crate::number::parse_response_number;
-
 /// A status or error line longer than this without `\r\n` is invalid, so a broken backend cannot
 /// grow the buffer forever. Redis lines can be long (a script's `error_reply` text), so the
 /// bound is redis's own largest string, 512 MiB.
@@ -305,19 +303,33 @@ fn text_line(buf: &[u8], from: usize) -> Result<usize, ResponseParse> {
 }
 
 /// A number line starting at `from`: its value and the offset past its `\r\n`. Any byte that
-/// cannot belong to a number line is reported at once.
+/// cannot belong to a number line is reported at once; an overflow, at the line's end.
 fn number_line(buf: &[u8], from: usize) -> Result<(i64, usize), ResponseParse> {
     let rest = buf.get(from..).unwrap_or_default();
-    for (i, &b) in rest.iter().enumerate() {
-        let valid = b.is_ascii_digit() || (b == b'-' && i == 0);
-        if valid && i < MAX_NUMBER_LEN {
+    let negative = rest.first() == Some(&b'-');
+    let digits_from = usize::from(negative);
+    // One pass: the value is accumulated as the digits are checked (an element header is read
+    // for every bulk of a reply, so this is the framing's inner loop).
+    let (mut magnitude, mut overflow) = (0u64, false);
+    let mut i = digits_from;
+    while let Some(&b) = rest.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 && i < MAX_NUMBER_LEN {
+            let (times_ten, o1) = magnitude.overflowing_mul(10);
+            let (sum, o2) = times_ten.overflowing_add(u64::from(digit));
+            (magnitude, overflow) = (sum, overflow | o1 | o2);
+            i += 1;
             continue;
         }
-        if b != b'\r' {
+        if b != b'\r' || i == digits_from || overflow {
             return Err(ResponseParse::Invalid);
         }
-        let value = parse_response_number(rest.get(..i).unwrap_or_default())
-            .ok_or(ResponseParse::Invalid)?;
+        let value = if negative {
+            0i64.checked_sub_unsigned(magnitude)
+        } else {
+            i64::try_from(magnitude).ok()
+        }
+        .ok_or(ResponseParse::Invalid)?;
         return match rest.get(i + 1) {
             None => Err(INCOMPLETE),
             Some(b'\n') => Ok((value, from + i + 2)),

@@ -69,6 +69,10 @@ fn more_vectors() {
     use ResponseKind::*;
     assert_eq!(complete(b":-42\r\n"), Integer(-42));
     assert_eq!(complete(b":9223372036854775807\r\n"), Integer(i64::MAX));
+    assert_eq!(complete(b":-9223372036854775808\r\n"), Integer(i64::MIN));
+    // Leading zeros are read (redis never sends them; nutcracker takes them).
+    assert_eq!(complete(b":007\r\n"), Integer(7));
+    assert_eq!(complete(b"$03\r\nabc\r\n"), Bulk);
     assert_eq!(complete(b"+\r\n"), Status);
     assert_eq!(complete(b"-ERR\r\n"), Error(ErrorClass::Err));
     assert_eq!(
@@ -161,6 +165,11 @@ fn more_vectors() {
         b": 1\r\n",
         b":99999999999999999999\r\n",
         b":123456789012345678901\r\n",
+        b":-9223372036854775809\r\n",
+        b":9223372036854775808\r\n",
+        b":--1\r\n",
+        b":1-\r\n",
+        b"$-\r\n",
         b"+OK\rX",
         b"$3\r\nabcX",
         b"\r\n",
@@ -179,6 +188,8 @@ fn more_vectors() {
         (b"+OK", None),
         (b"+OK\r", None),
         (b":12", None),
+        // An overflow is told at the line's end, like any other bad number.
+        (b":99999999999999999999", None),
         (b"$3", None),
         (b"$3\r\n", Some(9)),
         (b"$3\r\nab", Some(9)),
