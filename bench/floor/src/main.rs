@@ -11,8 +11,12 @@
 //! Not a proxy to deploy: a request it cannot forward as one (a multi-key get, a keyless command)
 //! gets an error reply, and a server that fails ends the process.
 //!
+//! With `--coalesce=N` it also naps N µs before each wait that follows a round with events, as
+//! rustcracker's coalescing does under load (there only while the worker is loaded; here
+//! always), so that the least work is measured at about rustcracker's batching.
+//!
 //! ```text
-//! floor CONFIG.yml
+//! floor CONFIG.yml [--coalesce=N]
 //! ```
 
 #![forbid(unsafe_code)]
@@ -21,6 +25,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use mio::net::{TcpListener, TcpStream};
@@ -297,15 +302,20 @@ impl Floor {
         Ok(floor)
     }
 
-    fn run(&mut self) -> Result<()> {
+    fn run(&mut self, nap: Option<Duration>) -> Result<()> {
         let mut events = Events::with_capacity(1024);
         let servers_from = self.listeners.len();
         let clients_from = servers_from + self.servers.len();
+        let mut served = false;
         loop {
+            if let Some(nap) = nap.filter(|_| served) {
+                std::thread::sleep(nap);
+            }
             match self.poll.poll(&mut events, None) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => r?,
             }
+            served = !events.is_empty();
             for event in &events {
                 let t = event.token().0;
                 if t < servers_from {
@@ -499,8 +509,24 @@ fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (Some(config), None) = (args.next(), args.next()) else {
-        bail!("usage: floor CONFIG.yml");
+    let usage = "usage: floor CONFIG.yml [--coalesce=N]";
+    let config = args.next().context(usage)?;
+    let nap = match args.next() {
+        None => None,
+        Some(arg) => {
+            let us: u64 = arg
+                .strip_prefix("--coalesce=")
+                .and_then(|n| n.parse().ok())
+                .context(usage)?;
+            // Naps as short as asked: the default timer slack (50 µs) would double them.
+            // (floor runs on its main thread, whose slack this is.)
+            std::fs::write("/proc/self/timerslack_ns", "1000")
+                .context("setting the timer slack")?;
+            (us > 0).then(|| Duration::from_micros(us))
+        }
     };
-    Floor::new(Path::new(&config))?.run()
+    if args.next().is_some() {
+        bail!(usage);
+    }
+    Floor::new(Path::new(&config))?.run(nap)
 }
