@@ -3,8 +3,8 @@
 //! It serves the pools of a nutcracker.yml (the same file the proxies under test get) with a bare
 //! edge-triggered `epoll` loop (mio) and rustcracker's own parsers and key placement, and nothing
 //! else: one connection per server, opened at start; no stats, timeouts, ejection, multi-key
-//! splitting, combining, or coalescing but for `--coalesce` below; one read per ready socket (a short read means drained), one
-//! write per server and per client per wake-up. Its CPU per request is what the kernel work of
+//! splitting or combining, and no coalescing but for `--coalesce` below; one read per ready
+//! socket (a short read means drained), one write per server and per client per wake-up. Its CPU per request is what the kernel work of
 //! proxying (a client receive and send per request, the server traffic batched) costs on this
 //! machine with close to no user-space work on top: the floor the proxies are measured against.
 //!
