@@ -4,9 +4,10 @@
 //! edge-triggered `epoll` loop (mio) and rustcracker's own parsers and key placement, and nothing
 //! else: one connection per server, opened at start; no stats, timeouts, ejection, multi-key
 //! splitting or combining, and no coalescing but for `--coalesce` below; one read per ready
-//! socket (a short read means drained), one write per server and per client per wake-up. Its CPU per request is what the kernel work of
-//! proxying (a client receive and send per request, the server traffic batched) costs on this
-//! machine with close to no user-space work on top: the floor the proxies are measured against.
+//! socket (a short read means drained), one write per server and per client per wake-up. Its
+//! CPU per request is what the kernel work of proxying (a client receive and send per request,
+//! the server traffic batched) costs on this machine with close to no user-space work on top:
+//! the floor the proxies are measured against.
 //!
 //! Not a proxy to deploy: a request it cannot forward as one (a multi-key get, a keyless command)
 //! gets an error reply, and a server that fails ends the process.
