@@ -16,8 +16,13 @@
 //! rustcracker's coalescing does under load (there only while the worker is loaded; here
 //! always), so that the least work is measured at about rustcracker's batching.
 //!
+//! With `--combine-gets` the single-key memcache `get`s a round queues on one server leave as one
+//! `get k1 k2 …` line and its reply is cut back per request, as rustcracker's combining does
+//! (memcached answers each `get` of a pipeline with a `sendmsg` of its own, a multi-key one with
+//! one).
+//!
 //! ```text
-//! floor CONFIG.yml [--coalesce=N]
+//! floor CONFIG.yml [--coalesce=N] [--combine-gets]
 //! ```
 
 #![forbid(unsafe_code)]
@@ -32,7 +37,12 @@ use anyhow::{bail, Context as _, Result};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use rustcracker_config::{Listen, Router, ServerAddress};
+use rustcracker_memcache::Command;
 
+/// The most keys, and bytes, a combined `get` line carries (memcached reads lines of up to 2 KiB
+/// in its ordinary path).
+const LINE_KEYS_MAX: usize = 100;
+const LINE_MAX: usize = 2048;
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// redis keys longer than this are refused (nutcracker's limit for a 16 KiB mbuf).
@@ -147,13 +157,81 @@ impl ReplyParser {
     }
 }
 
+/// A combined `get` line: its members, one key each, in line order.
+#[derive(Default)]
+struct Line {
+    members: Vec<Due>,
+    /// The members' keys, back to back; `ends[i]` is where member i's ends.
+    keys: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Line {
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.keys[start..self.ends[i]]
+    }
+
+    /// Bytes of the line once written: `get`, a space and the key per member, `\r\n`.
+    fn written_len(&self) -> usize {
+        3 + self.keys.len() + self.members.len() + 2
+    }
+}
+
+/// What a server connection owes replies for, in order.
+enum Owed {
+    /// One request's reply.
+    One(Due),
+    /// A combined line's reply, to be cut per member.
+    Line(Line),
+}
+
 /// One server connection: requests out in order, replies matched first in, first out.
 struct Server {
     stream: TcpStream,
     input: Input,
     output: Vec<u8>,
-    due: VecDeque<Due>,
+    due: VecDeque<Owed>,
     replies: ReplyParser,
+    /// The `get` line gathering keys this round (`--combine-gets`), not yet in `output`.
+    open: Option<Line>,
+    /// Finished lines, kept for their buffers.
+    spare: Vec<Line>,
+}
+
+impl Server {
+    /// Writes the open line, if any, to `output`.
+    fn close_line(&mut self) {
+        if let Some(line) = self.open.take() {
+            self.output.extend_from_slice(b"get");
+            for i in 0..line.members.len() {
+                self.output.push(b' ');
+                self.output.extend_from_slice(line.key(i));
+            }
+            self.output.extend_from_slice(b"\r\n");
+            self.due.push_back(Owed::Line(line));
+        }
+    }
+
+    /// Adds a single-key `get` to the open line (opening one, or closing a full one first).
+    fn combine(&mut self, key: &[u8], due: Due) {
+        if let Some(line) = &self.open {
+            if line.members.len() == LINE_KEYS_MAX || line.written_len() + 1 + key.len() > LINE_MAX
+            {
+                self.close_line();
+            }
+        }
+        let line = self.open.get_or_insert_with(|| {
+            let mut line = self.spare.pop().unwrap_or_default();
+            line.members.clear();
+            line.keys.clear();
+            line.ends.clear();
+            line
+        });
+        line.members.push(due);
+        line.keys.extend_from_slice(key);
+        line.ends.push(line.keys.len());
+    }
 }
 
 /// One client connection.
@@ -221,6 +299,10 @@ struct Floor {
     generation: u64,
     dirty_servers: Vec<usize>,
     dirty_clients: Vec<usize>,
+    /// `--combine-gets`.
+    combine: bool,
+    /// A member's cut of a combined reply, reused.
+    cut: Vec<u8>,
 }
 
 impl Floor {
@@ -235,7 +317,7 @@ impl Floor {
         Token(self.listeners.len() + self.servers.len() + i)
     }
 
-    fn new(config: &Path) -> Result<Floor> {
+    fn new(config: &Path, combine: bool) -> Result<Floor> {
         let config = rustcracker_config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let poll = Poll::new()?;
         let mut floor = Floor {
@@ -248,6 +330,8 @@ impl Floor {
             generation: 0,
             dirty_servers: Vec::new(),
             dirty_clients: Vec::new(),
+            combine,
+            cut: Vec::new(),
         };
         for pool in &config.pools {
             let Listen::Tcp { addr, .. } = pool.listen else {
@@ -279,6 +363,8 @@ impl Floor {
                     output: Vec::new(),
                     due: VecDeque::new(),
                     replies,
+                    open: None,
+                    spare: Vec::new(),
                 });
             }
             floor.pools.push(Pool {
@@ -342,6 +428,7 @@ impl Floor {
             // One write per server, then per client, for everything this wake-up gathered.
             while let Some(s) = self.dirty_servers.pop() {
                 let server = &mut self.servers[s];
+                server.close_line();
                 if flush(&mut server.stream, &mut server.output).is_err() {
                     bail!("server connection {s} failed");
                 }
@@ -413,8 +500,9 @@ impl Floor {
             if buf.is_empty() {
                 break;
             }
-            // The request's length and its server (`None`: one the floor does not forward).
-            let (len, server) = if pool.redis {
+            // The request's length, its server (`None`: one the floor does not forward) and, for
+            // a single-key `get` that may join a combined line, its key.
+            let (len, server, get_key) = if pool.redis {
                 use rustcracker_redis::RequestParse as P;
                 match client.redis.parse(buf, REDIS_MAX_KEY) {
                     P::Incomplete { .. } => break,
@@ -426,7 +514,7 @@ impl Floor {
                         };
                         let len = r.len;
                         client.redis.recycle(r);
-                        (len, server)
+                        (len, server, None)
                     }
                 }
             } else {
@@ -435,13 +523,21 @@ impl Floor {
                     P::Incomplete { .. } => break,
                     P::Invalid(_) => return self.close(c),
                     P::Request(r) => {
-                        let server = match (r.keys.len(), r.noreply) {
-                            (1, false) => r.first_key(buf).and_then(|k| pool.router.route(k)),
+                        let key = match (r.keys.len(), r.noreply) {
+                            (1, false) => r.first_key(buf),
+                            _ => None,
+                        };
+                        let server = key.and_then(|k| pool.router.route(k));
+                        let combinable = self.combine && r.command == Command::Get;
+                        let get_key = match (combinable, key.is_some()) {
+                            (true, true) => {
+                                r.keys.first().map(|k| k.start as usize..k.end as usize)
+                            }
                             _ => None,
                         };
                         let len = r.len;
                         client.memcache.recycle(r);
-                        (len, server)
+                        (len, server, get_key)
                     }
                 }
             };
@@ -449,15 +545,22 @@ impl Floor {
                 Some(s) => {
                     let s = pool.servers[s];
                     let server = &mut self.servers[s];
-                    if server.output.is_empty() {
+                    if server.output.is_empty() && server.open.is_none() {
                         self.dirty_servers.push(s);
                     }
-                    server.output.extend_from_slice(&buf[..len]);
-                    server.due.push_back(Due {
+                    let due = Due {
                         client: c,
                         generation: client.generation,
                         seq: client.next_seq,
-                    });
+                    };
+                    match get_key {
+                        Some(key) => server.combine(&buf[key], due),
+                        None => {
+                            server.close_line();
+                            server.output.extend_from_slice(&buf[..len]);
+                            server.due.push_back(Owed::One(due));
+                        }
+                    }
                     client.next_seq += 1;
                 }
                 None => {
@@ -476,19 +579,47 @@ impl Floor {
             bail!("server connection {s} closed");
         }
         while let Some(len) = server.replies.next(server.input.pending())? {
-            let due = server.due.pop_front().context("a reply nobody asked for")?;
+            let owed = server.due.pop_front().context("a reply nobody asked for")?;
             let reply = &server.input.pending()[..len];
-            if let Some(client) = self.clients.get_mut(due.client).and_then(Option::as_mut) {
-                if client.generation == due.generation {
-                    if client.output.is_empty() {
-                        self.dirty_clients.push(due.client);
+            match owed {
+                Owed::One(due) => {
+                    deliver(&mut self.clients, &mut self.dirty_clients, due, reply);
+                }
+                Owed::Line(line) => {
+                    // memcached answers a line's keys in order and leaves misses out; anything
+                    // but VALUE blocks and END (an error) goes to every member as it is.
+                    let values = reply.starts_with(b"VALUE ") || reply == b"END\r\n";
+                    let mut blocks = rustcracker_memcache::value_blocks(reply).peekable();
+                    for (i, &due) in line.members.iter().enumerate() {
+                        self.cut.clear();
+                        if values {
+                            if let Some(block) = blocks.next_if(|b| b.key == line.key(i)) {
+                                self.cut.extend_from_slice(&reply[block.range]);
+                            }
+                            self.cut.extend_from_slice(b"END\r\n");
+                        } else {
+                            self.cut.extend_from_slice(reply);
+                        }
+                        deliver(&mut self.clients, &mut self.dirty_clients, due, &self.cut);
                     }
-                    client.deliver(due.seq, reply);
+                    server.spare.push(line);
                 }
             }
             server.input.consume(len);
         }
         Ok(())
+    }
+}
+
+/// Hands `reply` to the client it is due to, if that client is still there.
+fn deliver(clients: &mut [Option<Client>], dirty: &mut Vec<usize>, due: Due, reply: &[u8]) {
+    if let Some(client) = clients.get_mut(due.client).and_then(Option::as_mut) {
+        if client.generation == due.generation {
+            if client.output.is_empty() {
+                dirty.push(due.client);
+            }
+            client.deliver(due.seq, reply);
+        }
     }
 }
 
@@ -510,24 +641,22 @@ fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: floor CONFIG.yml [--coalesce=N]";
+    let usage = "usage: floor CONFIG.yml [--coalesce=N] [--combine-gets]";
     let config = args.next().context(usage)?;
-    let nap = match args.next() {
-        None => None,
-        Some(arg) => {
-            let us: u64 = arg
-                .strip_prefix("--coalesce=")
-                .and_then(|n| n.parse().ok())
-                .context(usage)?;
-            // Naps as short as asked: the default timer slack (50 µs) would double them.
-            // (floor runs on its main thread, whose slack this is.)
-            std::fs::write("/proc/self/timerslack_ns", "1000")
-                .context("setting the timer slack")?;
-            (us > 0).then(|| Duration::from_micros(us))
+    let (mut nap, mut combine) = (None, false);
+    for arg in args {
+        if arg == "--combine-gets" {
+            combine = true;
+            continue;
         }
-    };
-    if args.next().is_some() {
-        bail!(usage);
+        let us: u64 = arg
+            .strip_prefix("--coalesce=")
+            .and_then(|n| n.parse().ok())
+            .context(usage)?;
+        // Naps as short as asked: the default timer slack (50 µs) would double them.
+        // (floor runs on its main thread, whose slack this is.)
+        std::fs::write("/proc/self/timerslack_ns", "1000").context("setting the timer slack")?;
+        nap = (us > 0).then(|| Duration::from_micros(us));
     }
-    Floor::new(Path::new(&config))?.run(nap)
+    Floor::new(Path::new(&config), combine)?.run(nap)
 }
