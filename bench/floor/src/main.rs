@@ -524,17 +524,11 @@ impl Floor {
                     P::Invalid(_) => return self.close(c),
                     P::Request(r) => {
                         let key = match (r.keys.len(), r.noreply) {
-                            (1, false) => r.first_key(buf),
+                            (1, false) => r.keys.first().map(|k| k.range()),
                             _ => None,
                         };
-                        let server = key.and_then(|k| pool.router.route(k));
-                        let combinable = self.combine && r.command == Command::Get;
-                        let get_key = match (combinable, key.is_some()) {
-                            (true, true) => {
-                                r.keys.first().map(|k| k.start as usize..k.end as usize)
-                            }
-                            _ => None,
-                        };
+                        let server = key.clone().and_then(|k| pool.router.route(&buf[k]));
+                        let get_key = key.filter(|_| self.combine && r.command == Command::Get);
                         let len = r.len;
                         client.memcache.recycle(r);
                         (len, server, get_key)
