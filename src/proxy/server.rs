@@ -147,11 +147,15 @@ fn keys_on(line: &[u8], gets: bool) -> &[u8] {
         .unwrap_or_default()
 }
 
-/// How many keys a line's `keys` (from [`keys_on`]) hold.
+/// How many keys a line's `keys` (from [`keys_on`]) hold, counted up to one
+/// more than [`combine::MEMBER_KEYS_MAX`]: a line with more never joins
+/// another, so a multi-get's fragment of 50 keys is not scanned to its end.
 fn key_count(keys: &[u8]) -> usize {
-    // A plain counting loop: the compiler vectorizes it, and short lines (most are one key)
-    // skip memchr's set-up.
-    keys.iter().filter(|&&b| b == b' ').count() + 1
+    keys.iter()
+        .filter(|&&b| b == b' ')
+        .take(combine::MEMBER_KEYS_MAX)
+        .count()
+        + 1
 }
 
 impl ConnectionState {
