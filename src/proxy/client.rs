@@ -16,6 +16,8 @@ use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
 
+use rustcracker_memcache::ValueSpan;
+
 use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::errno::Failure;
@@ -234,12 +236,14 @@ impl Client {
         self.complete(seq, &reply, Duration::ZERO);
     }
 
-    /// One fragment's outcome for the split request `seq`.
+    /// One fragment's outcome for the split request `seq` (`spans`: where
+    /// a memcache reply's `VALUE` blocks are in it).
     pub fn complete_fragment(
         self: &Rc<Self>,
         seq: u64,
         fragment: u32,
         outcome: Result<&[u8], Failure>,
+        spans: &[ValueSpan],
         backend: Duration,
     ) {
         let mut st = self.state.borrow_mut();
@@ -250,7 +254,7 @@ impl Client {
         let Some(Slot::Merge(merge, timing)) = st.slots.get_mut(index) else {
             return;
         };
-        if !merge.add(fragment, outcome, backend) {
+        if !merge.add(fragment, outcome, spans, backend) {
             return;
         }
         // Every fragment is in: take the merge out of its slot and build the
@@ -270,8 +274,10 @@ impl Client {
         let direct = index == 0 && st.out.is_empty() && merge.reply_size(last) >= DIRECT_MIN;
         self.put_reply(st, index, backend, |buf| {
             let stream = &*self.stream;
-            if !(direct && merge.write_vectored(last, |iov| stream.try_write_vectored(iov), buf)) {
-                failed = merge.finish(self.protocol, last, buf);
+            let written = direct
+                && merge.write_vectored(last, spans, |iov| stream.try_write_vectored(iov), buf);
+            if !written {
+                failed = merge.finish(self.protocol, last, spans, buf);
             }
         });
         if direct {

@@ -20,6 +20,8 @@
 
 use std::ops::Range;
 
+use rustcracker_memcache::ValueSpan;
+
 /// The most keys one combined line carries (clients' own multi-gets may be longer: they are sent
 /// as they are, alone).
 pub const KEYS_MAX: usize = 100;
@@ -106,11 +108,14 @@ pub enum Cut {
 }
 
 /// Cuts `reply` (one complete reply to a combined line) among its members.
-/// `keys` holds the members' keys in line order, each followed by one space;
-/// `member_key_bytes` gives, per member, how many bytes of `keys` are its.
-/// Fills `bodies` with one range per member when the answer is [`Cut::Values`].
+/// `spans` are its `VALUE` blocks, as framing it found them (so no header is
+/// read twice); `keys` holds the members' keys in line order, each followed
+/// by one space; `member_key_bytes` gives, per member, how many bytes of
+/// `keys` are its. Fills `bodies` with one range per member when the answer
+/// is [`Cut::Values`].
 pub fn cut(
     reply: &[u8],
+    spans: &[ValueSpan],
     keys: &[u8],
     member_key_bytes: impl IntoIterator<Item = usize>,
     bodies: &mut Vec<Range<usize>>,
@@ -127,7 +132,10 @@ pub fn cut(
     let mut start = 0;
     let mut pos = 0;
     let mut blocks_end = 0;
-    for block in rustcracker_memcache::value_blocks(reply) {
+    for span in spans {
+        let Some(block) = span.block(reply) else {
+            return Cut::Invalid;
+        };
         loop {
             let Some(len) = keys
                 .get(pos..)
@@ -187,7 +195,15 @@ mod tests {
     fn cut_str(reply: &str, members: &[&[&str]]) -> (Cut, Vec<String>) {
         let (keys, lens) = keys_of(members);
         let mut bodies = Vec::new();
-        let cut = cut(reply.as_bytes(), &keys, lens, &mut bodies);
+        let mut parser = rustcracker_memcache::ResponseParser::default();
+        parser.parse(reply.as_bytes());
+        let cut = cut(
+            reply.as_bytes(),
+            parser.value_spans(),
+            &keys,
+            lens,
+            &mut bodies,
+        );
         let parts = bodies
             .iter()
             .map(|r| reply[r.clone()].to_string())

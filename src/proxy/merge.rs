@@ -5,6 +5,8 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::time::Duration;
 
+use rustcracker_memcache::ValueSpan;
+
 use super::errno::Failure;
 use super::Protocol;
 
@@ -26,6 +28,11 @@ pub struct Merge {
     kind: MergeKind,
     /// Per fragment: where its reply sits in `data`, once it is in.
     parts: Vec<Option<(u32, u32)>>,
+    /// memcache: per fragment, where its reply's spans sit in `spans`.
+    part_spans: Vec<(u32, u32)>,
+    /// memcache: where the `VALUE` blocks of the copied replies are in them,
+    /// as framing them found (see [`Merge::add`]).
+    spans: Vec<ValueSpan>,
     /// The fragment replies, back to back, but for the last one in, which
     /// [`Merge::finish`] reads from where it arrived.
     data: Vec<u8>,
@@ -116,6 +123,8 @@ impl Merge {
             Box::new(Merge {
                 kind,
                 parts: Vec::new(),
+                part_spans: Vec::new(),
+                spans: Vec::new(),
                 data: Vec::new(),
                 last: 0,
                 remaining: 0,
@@ -131,6 +140,9 @@ impl Merge {
         merge.kind = kind;
         merge.parts.clear();
         merge.parts.resize(fragments, None);
+        merge.part_spans.clear();
+        merge.part_spans.resize(fragments, (0, 0));
+        merge.spans.clear();
         merge.data.clear();
         merge.last = 0;
         merge.remaining = fragments;
@@ -157,6 +169,7 @@ impl Merge {
     fn buffer_bytes(&self) -> usize {
         self.data.capacity()
             + self.keys.capacity()
+            + self.spans.capacity() * std::mem::size_of::<ValueSpan>()
             + self.pieces.capacity() * std::mem::size_of::<(u32, u32, u32)>()
     }
 
@@ -174,10 +187,13 @@ impl Merge {
 
     /// Records one fragment's outcome; true when every fragment is in. The
     /// last reply to come in is not copied: pass it to [`Merge::finish`].
+    /// `spans`: where a memcache reply's `VALUE` blocks are in it, as its
+    /// framing found them (so that the merge reads no header again).
     pub fn add(
         &mut self,
         fragment: u32,
         outcome: Result<&[u8], Failure>,
+        spans: &[ValueSpan],
         backend: Duration,
     ) -> bool {
         self.backend = self.backend.max(backend);
@@ -196,6 +212,13 @@ impl Merge {
                 }
                 if !last {
                     self.data.extend_from_slice(reply);
+                    if self.kind == MergeKind::MemcacheValues {
+                        let first = self.spans.len() as u32;
+                        extend_spans(&mut self.spans, reply, spans);
+                        if let Some(range) = self.part_spans.get_mut(fragment as usize) {
+                            *range = (first, self.spans.len() as u32);
+                        }
+                    }
                 }
             }
             Err(failure) => {
@@ -223,14 +246,25 @@ impl Merge {
     /// Builds the client's reply at the end of `out` once every fragment is
     /// in, `last` being the reply of the fragment that came in last (as
     /// given to [`Merge::add`]); true when the reply is the proxy's own error.
-    pub fn finish(&self, protocol: Protocol, last: &[u8], out: &mut Vec<u8>) -> bool {
+    pub fn finish(
+        &self,
+        protocol: Protocol,
+        last: &[u8],
+        last_spans: &[ValueSpan],
+        out: &mut Vec<u8>,
+    ) -> bool {
         if let Some(failure) = self.failure {
             protocol.error_reply(&failure.message(), out);
             return true;
         }
         self.with_replies(last, |parts| match self.kind {
             MergeKind::MemcacheValues => {
-                rustcracker_memcache::merge_values(self.keys(), parts, out);
+                self.with_spans(last, last_spans, |spans| {
+                    rustcracker_memcache::merge_spans_with(self.keys(), parts, spans, |f, r| {
+                        out.extend_from_slice(&parts[f][r]);
+                    });
+                });
+                out.extend_from_slice(b"END\r\n");
                 false
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
@@ -259,6 +293,7 @@ impl Merge {
     pub fn write_vectored(
         &mut self,
         last: &[u8],
+        last_spans: &[ValueSpan],
         write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
         out: &mut Vec<u8>,
     ) -> bool {
@@ -281,7 +316,9 @@ impl Merge {
             // The proxy's own bytes: the redis array header before, memcache's END after.
             let tail: &[u8] = match self.kind {
                 MergeKind::MemcacheValues => {
-                    rustcracker_memcache::merge_values_with(self.keys(), replies, &mut add);
+                    self.with_spans(last, last_spans, |spans| {
+                        rustcracker_memcache::merge_spans_with(self.keys(), replies, spans, add);
+                    });
                     b"END\r\n"
                 }
                 MergeKind::RedisMget => {
@@ -334,6 +371,41 @@ impl Merge {
         f(parts)
     }
 
+    /// Calls `f` with every fragment reply's spans in fragment order (memcache
+    /// merges), `last_spans` being those of the one that came in last.
+    fn with_spans<R>(
+        &self,
+        last: &[u8],
+        last_spans: &[ValueSpan],
+        f: impl FnOnce(&[&[ValueSpan]]) -> R,
+    ) -> R {
+        let mut own = Vec::new();
+        let last_spans = if last_spans.is_empty() && !last.is_empty() {
+            extend_spans(&mut own, last, last_spans);
+            &own[..]
+        } else {
+            last_spans
+        };
+        let mut small: [&[ValueSpan]; 64] = [&[]; 64];
+        let mut large = Vec::new();
+        let spans = |(i, &(s, e)): (usize, &(u32, u32))| {
+            if i == self.last {
+                return last_spans;
+            }
+            self.spans.get(s as usize..e as usize).unwrap_or_default()
+        };
+        let parts: &[&[ValueSpan]] = if self.part_spans.len() <= small.len() {
+            for (slot, part) in small.iter_mut().zip(self.part_spans.iter().enumerate()) {
+                *slot = spans(part);
+            }
+            &small[..self.part_spans.len()]
+        } else {
+            large.extend(self.part_spans.iter().enumerate().map(spans));
+            &large
+        };
+        f(parts)
+    }
+
     /// The original request's keys, each with its fragment (memcache merges).
     fn keys(&self) -> impl Iterator<Item = (&[u8], usize)> {
         let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
@@ -342,6 +414,21 @@ impl Merge {
             .map(|(start, &end)| &self.keys[start as usize..end as usize])
             .zip(self.key_fragments.iter().copied())
     }
+}
+
+/// Appends the spans of `reply`'s `VALUE` blocks to `out`: `spans` when
+/// framing the reply found them; read here only for a reply that came
+/// without (none does in the proxy: a safety net, so that a merge never
+/// takes a block for a miss).
+fn extend_spans(out: &mut Vec<ValueSpan>, reply: &[u8], spans: &[ValueSpan]) {
+    if !spans.is_empty() || !reply.starts_with(b"VALUE ") {
+        out.extend_from_slice(spans);
+        return;
+    }
+    // A fragment of a combined line has no `END`: parsing stops after its blocks.
+    let mut parser = rustcracker_memcache::ResponseParser::default();
+    parser.parse(reply);
+    out.extend_from_slice(parser.value_spans());
 }
 
 /// Writes `slices` in order with `write` (up to [`IOV_MAX`] per call) while
@@ -431,31 +518,70 @@ mod tests {
     const FRAGMENT_1: &[u8] = b"VALUE b 0 1\r\n2\r\nEND\r\n";
     const MERGED: &[u8] = b"VALUE a 0 1\r\n1\r\nVALUE b 0 1\r\n2\r\nVALUE c 0 1\r\n3\r\nEND\r\n";
 
+    /// Where framing `reply` found its `VALUE` blocks.
+    fn spans_of(reply: &[u8]) -> Vec<ValueSpan> {
+        let mut parser = rustcracker_memcache::ResponseParser::default();
+        parser.parse(reply);
+        parser.value_spans().to_vec()
+    }
+
     #[test]
     fn the_last_fragment_is_read_where_it_arrived() {
-        for (first, last) in [(0, 1), (1, 0)] {
-            let replies = [FRAGMENT_0, FRAGMENT_1];
-            let mut merge = abc();
-            assert!(!merge.add(first, Ok(replies[first as usize]), Duration::ZERO));
-            assert!(merge.add(last, Ok(replies[last as usize]), Duration::from_millis(2)));
-            // Only the first reply was copied.
-            assert_eq!(merge.data, replies[first as usize]);
-            let mut out = b"earlier reply\r\n".to_vec();
-            let failed = merge.finish(Protocol::Memcache, replies[last as usize], &mut out);
-            assert!(!failed);
-            assert_eq!(out, [&b"earlier reply\r\n"[..], MERGED].concat());
-            assert_eq!(merge.backend(), Duration::from_millis(2));
-            Merge::recycle(merge);
+        // With the spans framing found, and without (the merge finds them itself).
+        for framed in [true, false] {
+            for (first, last) in [(0, 1), (1, 0)] {
+                let replies = [FRAGMENT_0, FRAGMENT_1];
+                let spans = |i: u32| match framed {
+                    true => spans_of(replies[i as usize]),
+                    false => Vec::new(),
+                };
+                let mut merge = abc();
+                let (first_spans, last_spans) = (spans(first), spans(last));
+                assert!(!merge.add(
+                    first,
+                    Ok(replies[first as usize]),
+                    &first_spans,
+                    Duration::ZERO
+                ));
+                assert!(merge.add(
+                    last,
+                    Ok(replies[last as usize]),
+                    &last_spans,
+                    Duration::from_millis(2)
+                ));
+                // Only the first reply was copied.
+                assert_eq!(merge.data, replies[first as usize]);
+                let mut out = b"earlier reply\r\n".to_vec();
+                let last_reply = replies[last as usize];
+                let failed = merge.finish(Protocol::Memcache, last_reply, &last_spans, &mut out);
+                assert!(!failed);
+                assert_eq!(out, [&b"earlier reply\r\n"[..], MERGED].concat());
+                assert_eq!(merge.backend(), Duration::from_millis(2));
+                // The vectored write sends the same bytes.
+                let mut sent = Vec::new();
+                let mut kept = Vec::new();
+                assert!(merge.write_vectored(
+                    last_reply,
+                    &last_spans,
+                    |iov| {
+                        iov.iter().for_each(|s| sent.extend_from_slice(s));
+                        Ok(iov.iter().map(|s| s.len()).sum())
+                    },
+                    &mut kept
+                ));
+                assert_eq!((&sent[..], kept.len()), (MERGED, 0));
+                Merge::recycle(merge);
+            }
         }
     }
 
     #[test]
     fn a_failed_last_fragment_fails_the_request() {
         let mut merge = abc();
-        assert!(!merge.add(0, Ok(FRAGMENT_0), Duration::ZERO));
-        assert!(merge.add(1, Err(Failure::REFUSED), Duration::ZERO));
+        assert!(!merge.add(0, Ok(FRAGMENT_0), &[], Duration::ZERO));
+        assert!(merge.add(1, Err(Failure::REFUSED), &[], Duration::ZERO));
         let mut out = Vec::new();
-        assert!(merge.finish(Protocol::Memcache, &[], &mut out));
+        assert!(merge.finish(Protocol::Memcache, &[], &[], &mut out));
         assert!(out.starts_with(b"SERVER_ERROR "), "{out:?}");
     }
 
@@ -463,7 +589,7 @@ mod tests {
     fn big_buffers_are_kept_while_used_and_given_back_by_an_idle_sweep() {
         let big = vec![b'x'; 200 * 1024];
         let mut merge = Merge::new(MergeKind::RedisSum, 2);
-        merge.add(0, Ok(&big), Duration::ZERO);
+        merge.add(0, Ok(&big), &[], Duration::ZERO);
         let held = merge.buffer_bytes();
         assert!(held >= big.len());
         let before = pooled_bytes();
@@ -488,7 +614,7 @@ mod tests {
         let mut merges = Vec::new();
         for _ in 0..(POOL_BYTES_MAX / big.len() + 4) {
             let mut merge = Merge::new(MergeKind::RedisSum, 2);
-            merge.add(0, Ok(&big), Duration::ZERO);
+            merge.add(0, Ok(&big), &[], Duration::ZERO);
             merges.push(merge);
         }
         merges.into_iter().for_each(Merge::recycle);

@@ -133,6 +133,15 @@ impl ResponseReader {
         }
     }
 
+    /// Where the `VALUE` blocks of the memcache retrieval reply last parsed
+    /// are in it (none for redis).
+    pub fn value_spans(&self) -> &[rustcracker_memcache::ValueSpan] {
+        match self {
+            ResponseReader::Memcache(parser) => parser.value_spans(),
+            ResponseReader::Redis(_) => &[],
+        }
+    }
+
     /// Parses the reply at the start of `buf` (the same buffer, grown, after `Incomplete`).
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         match self {

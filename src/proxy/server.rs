@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use rustcracker_config::Server;
+use rustcracker_memcache::ValueSpan;
 
 use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
@@ -44,9 +45,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Hands the reply (or the failure) to the client; `backend` is the
-    /// time the server took.
-    fn deliver(self, outcome: Result<&[u8], Failure>, backend: Duration) {
+    /// Hands the reply (or the failure) to the client; `spans`: where a
+    /// memcache retrieval reply's `VALUE` blocks are, as its framing found
+    /// them (for a merge); `backend`: the time the server took.
+    fn deliver(self, outcome: Result<&[u8], Failure>, spans: &[ValueSpan], backend: Duration) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             match outcome {
@@ -54,18 +56,18 @@ impl Pending {
                 Err(failure) => client.fail(self.seq, failure),
             }
         } else {
-            client.complete_fragment(self.seq, self.fragment, outcome, backend);
+            client.complete_fragment(self.seq, self.fragment, outcome, spans, backend);
         }
     }
 
     /// Hands a member of a combined retrieval its `VALUE` blocks (the
-    /// client's reply is `body` then `END`).
-    fn deliver_values(self, body: &[u8], backend: Duration) {
+    /// client's reply is `body` then `END`), which are at `spans` in `body`.
+    fn deliver_values(self, body: &[u8], spans: &[ValueSpan], backend: Duration) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             client.complete_values(self.seq, body, backend);
         } else {
-            client.complete_fragment(self.seq, self.fragment, Ok(body), backend);
+            client.complete_fragment(self.seq, self.fragment, Ok(body), spans, backend);
         }
     }
 }
@@ -92,6 +94,8 @@ struct Group {
     members: Vec<Waiting>,
     keys: Vec<u8>,
     bodies: Vec<std::ops::Range<usize>>,
+    /// Per member, in turn: its blocks' spans within its body.
+    spans: Vec<ValueSpan>,
 }
 
 /// The `get` / `gets` line at the end of a connection's output, not yet
@@ -424,28 +428,56 @@ impl ServerConnection {
         &self,
         group: &mut Group,
         reply: &[u8],
+        reply_spans: &[ValueSpan],
         arrived: Instant,
     ) -> Result<(), Failure> {
         let Group {
             members,
             keys,
             bodies,
+            spans,
         } = group;
-        let cut = combine::cut(reply, keys, members.iter().map(|w| w.keys as usize), bodies);
+        let cut = combine::cut(
+            reply,
+            reply_spans,
+            keys,
+            members.iter().map(|w| w.keys as usize),
+            bodies,
+        );
         keys.clear();
+        // The blocks are in member order: each member's spans follow the last one's.
+        let mut next_span = 0;
         for (i, member) in members.drain(..).enumerate() {
             match (&cut, bodies.get(i)) {
                 (Cut::Values, Some(body)) => {
+                    let first = next_span;
+                    while reply_spans
+                        .get(next_span)
+                        .is_some_and(|s| s.end <= body.end)
+                    {
+                        next_span += 1;
+                    }
+                    spans.clear();
+                    // Only a member that is a fragment of a split request uses
+                    // them (in its merge).
+                    if member.pending.fragment != WHOLE {
+                        let mine = reply_spans.get(first..next_span).unwrap_or_default();
+                        spans.extend(mine.iter().filter_map(|s| s.relative_to(body.start)));
+                    }
                     let waited = self.replied(&member, body.len() + b"END\r\n".len(), arrived);
-                    member.pending.deliver_values(&reply[body.clone()], waited);
+                    member
+                        .pending
+                        .deliver_values(&reply[body.clone()], spans, waited);
                 }
-                (Cut::Invalid, _) => member
-                    .pending
-                    .deliver(Err(Failure::INVALID), Duration::ZERO),
+                (Cut::Invalid, _) => {
+                    member
+                        .pending
+                        .deliver(Err(Failure::INVALID), &[], Duration::ZERO)
+                }
                 // `Cut::Same`: an error reply, the same for every member.
                 _ => {
                     let waited = self.replied(&member, reply.len(), arrived);
-                    member.pending.deliver(Ok(reply), waited);
+                    member.pending.deliver(Ok(reply), &[], waited);
                 }
             }
         }
@@ -483,7 +515,7 @@ impl ServerConnection {
         };
         let _batch = ReplyBatchGuard::open();
         for waiting in fifo {
-            waiting.pending.deliver(Err(failure), Duration::ZERO);
+            waiting.pending.deliver(Err(failure), &[], Duration::ZERO);
         }
     }
 }
@@ -773,13 +805,14 @@ async fn serve(
                             let reply = &buf[..len];
                             let head = conn.state.borrow_mut().take_reply(&mut group);
                             server.failures.set(0);
+                            let spans = reader.value_spans();
                             if let Some(head) = head {
                                 let waited = conn.replied(&head, len, arrived);
-                                head.pending.deliver(Ok(reply), waited);
+                                head.pending.deliver(Ok(reply), spans, waited);
                             } else if group.members.is_empty() {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
-                            } else if let Err(failure) = conn.reply_group(&mut group, reply, arrived) {
+                            } else if let Err(failure) = conn.reply_group(&mut group, reply, spans, arrived) {
                                 crate::log_error!("parsed bad response from '{}'", server.config.pname);
                                 return Some(failure);
                             }

@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 
-use crate::response::value_block_end_for;
+use crate::response::{value_block_end_for, ValueSpan};
 
 /// Merges fragment replies of a multi-key retrieval into one reply, `VALUE` blocks in request
 /// order (a fix over nutcracker, which could reorder them around misses), then `END\r\n`.
@@ -54,6 +54,47 @@ pub fn merge_values_with<'k, K>(
         if let Some(end) = value_block_end_for(reply, *cursor, key) {
             block(fragment, *cursor..end);
             *cursor = end;
+        }
+    }
+}
+
+/// [`merge_values_with`] for fragment replies whose blocks were found while they were framed:
+/// `spans[i]` holds the [`ValueSpan`]s of `replies[i]` (from
+/// [`ResponseParser::value_spans`](crate::ResponseParser::value_spans), offsets in that reply).
+/// No header is read again: a key takes its fragment's next block when that block carries it,
+/// and is a miss otherwise. Given each reply's own spans, the blocks are those
+/// [`merge_values_with`] finds.
+pub fn merge_spans_with<'k, K>(
+    keys: K,
+    replies: &[&[u8]],
+    spans: &[&[ValueSpan]],
+    mut block: impl FnMut(usize, std::ops::Range<usize>),
+) where
+    K: IntoIterator,
+    K::Item: Borrow<(&'k [u8], usize)>,
+{
+    // One cursor (a span index) per fragment, as in `merge_values_with`.
+    let mut small = [0usize; 64];
+    let mut large = Vec::new();
+    let cursors: &mut [usize] = if replies.len() <= small.len() {
+        &mut small
+    } else {
+        large.resize(replies.len(), 0);
+        &mut large
+    };
+    for item in keys {
+        let &(key, fragment) = item.borrow();
+        let (Some(reply), Some(spans), Some(cursor)) = (
+            replies.get(fragment),
+            spans.get(fragment),
+            cursors.get_mut(fragment),
+        ) else {
+            continue;
+        };
+        let next = spans.get(*cursor).and_then(|span| span.block(reply));
+        if let Some(next) = next.filter(|next| next.key == key) {
+            block(fragment, next.range);
+            *cursor += 1;
         }
     }
 }

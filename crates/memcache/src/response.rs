@@ -95,6 +95,8 @@ fn line_end(buf: &[u8], from: usize) -> Result<Option<usize>, ()> {
 pub(crate) struct ValueHeader<'a> {
     /// The key as sent by memcached.
     pub key: &'a [u8],
+    /// Where the key starts in the buffer.
+    pub key_start: usize,
     /// Offset just past the whole block (header, data and `\r\n`).
     pub block_end: usize,
 }
@@ -121,7 +123,9 @@ pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
     // (runs of spaces, a line still coming in, a malformed one) takes the
     // general path, which decides as it always did.
     match value_header_fast(buf.get(pos..).unwrap_or_default()) {
-        Some((key, bytes, data_start)) => block_after_header(buf, key, pos + data_start, bytes),
+        Some((key, bytes, data_start)) => {
+            block_after_header(buf, key, pos + 6, pos + data_start, bytes)
+        }
         None => value_block_general(buf, pos),
     }
 }
@@ -171,10 +175,12 @@ pub(crate) fn value_block_end_for(buf: &[u8], pos: usize, key: &[u8]) -> Option<
         .filter(|fields| crate::scan::same(&fields[..key.len()], key))
         .and_then(|fields| header_numbers(rest, fields, key.len() + 1));
     match fast {
-        Some((bytes, header_len)) => match block_after_header(buf, key, pos + header_len, bytes) {
-            Block::Complete(header) => Some(header.block_end),
-            _ => None,
-        },
+        Some((bytes, header_len)) => {
+            match block_after_header(buf, key, pos + 6, pos + header_len, bytes) {
+                Block::Complete(header) => Some(header.block_end),
+                _ => None,
+            }
+        }
         None => match value_block(buf, pos) {
             Block::Complete(header) if header.key == key => Some(header.block_end),
             _ => None,
@@ -203,8 +209,15 @@ fn digits(fields: &[u8], at: &mut usize) -> Option<(usize, u8)> {
     None
 }
 
-/// The rest of a block whose header was read: `bytes` of data at `data_start`, then `\r\n`.
-fn block_after_header<'a>(buf: &[u8], key: &'a [u8], data_start: usize, bytes: usize) -> Block<'a> {
+/// The rest of a block whose header was read (its key at `key_start`): `bytes` of data at
+/// `data_start`, then `\r\n`.
+fn block_after_header<'a>(
+    buf: &[u8],
+    key: &'a [u8],
+    key_start: usize,
+    data_start: usize,
+    bytes: usize,
+) -> Block<'a> {
     let Some(data_end) = data_start.checked_add(bytes) else {
         return Block::Invalid;
     };
@@ -217,7 +230,11 @@ fn block_after_header<'a>(buf: &[u8], key: &'a [u8], data_start: usize, bytes: u
     if !matches!(buf.get(data_end..block_end), Some([b'\r', b'\n'])) {
         return Block::Invalid;
     }
-    Block::Complete(ValueHeader { key, block_end })
+    Block::Complete(ValueHeader {
+        key,
+        key_start,
+        block_end,
+    })
 }
 
 /// [`value_block`] for any header: finds the line, then its tokens.
@@ -232,8 +249,10 @@ fn value_block_general(buf: &[u8], pos: usize) -> Block<'_> {
         return Block::Invalid;
     };
     let mut at = 0;
+    let key = next_token(fields, &mut at);
+    let key_start = pos + 6 + at - key.map_or(0, <[u8]>::len);
     let (Some(key), Some(flags), Some(bytes)) = (
-        next_token(fields, &mut at),
+        key,
         next_token(fields, &mut at),
         next_token(fields, &mut at),
     ) else {
@@ -246,7 +265,7 @@ fn value_block_general(buf: &[u8], pos: usize) -> Block<'_> {
     let Some(bytes) = parse_digits(bytes) else {
         return Block::Invalid;
     };
-    block_after_header(buf, key, cr + 2, bytes)
+    block_after_header(buf, key, key_start, cr + 2, bytes)
 }
 
 /// The next space-separated token of `line` from `*at` (runs of spaces are one separator).
@@ -286,8 +305,48 @@ fn complete(len: usize, kind: ResponseKind) -> ResponseParse {
 
 /// Parses one response from the front of `buf`.
 pub fn parse_response(buf: &[u8]) -> ResponseParse {
-    parse_response_at(buf, &mut 0)
+    parse_response_at(buf, &mut 0, None)
 }
+
+/// Where one `VALUE` block of a retrieval reply is, as found while the reply was framed
+/// ([`ResponseParser::value_spans`]): offsets from the reply's first byte. With these, merging
+/// fragment replies and sharing out a combined one read no header a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ValueSpan {
+    /// Where the block (its `VALUE`) starts.
+    pub start: usize,
+    /// Where its key starts.
+    pub key_start: usize,
+    /// Where its key ends.
+    pub key_end: usize,
+    /// Just past the block's last `\r\n`.
+    pub end: usize,
+}
+
+impl ValueSpan {
+    /// The block in `reply`; `None` when the span does not lie within it.
+    pub fn block<'a>(&self, reply: &'a [u8]) -> Option<ValueBlock<'a>> {
+        let key = reply.get(self.key_start..self.key_end)?;
+        (self.start <= self.key_start && self.end <= reply.len()).then_some(ValueBlock {
+            key,
+            range: self.start..self.end,
+        })
+    }
+
+    /// The same span in the slice of the reply that starts at `start` (`None` if the span
+    /// begins before it).
+    pub fn relative_to(&self, start: usize) -> Option<ValueSpan> {
+        Some(ValueSpan {
+            start: self.start.checked_sub(start)?,
+            key_start: self.key_start.checked_sub(start)?,
+            key_end: self.key_end.checked_sub(start)?,
+            end: self.end.checked_sub(start)?,
+        })
+    }
+}
+
+/// The most spans a [`ResponseParser`] keeps room for between replies.
+const SPANS_KEEP: usize = 1024;
 
 /// [`parse_response`] for a stream of responses: after `Incomplete` it
 /// remembers how far a retrieval reply was read, so that a big one arriving
@@ -296,6 +355,8 @@ pub fn parse_response(buf: &[u8]) -> ResponseParse {
 pub struct ResponseParser {
     /// Where the first incomplete `VALUE` block of the reply at the front begins.
     resume: usize,
+    /// The `VALUE` blocks of the retrieval reply being read, or of the last one read.
+    spans: Vec<ValueSpan>,
 }
 
 impl ResponseParser {
@@ -303,14 +364,32 @@ impl ResponseParser {
     /// the same bytes again, grown.
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         match std::mem::take(&mut self.resume) {
-            0 => parse_response_at(buf, &mut self.resume),
-            resume => values_from(buf, resume, &mut self.resume),
+            0 => {
+                // A very wide reply's list is not kept for the narrow ones after it.
+                if self.spans.capacity() > SPANS_KEEP {
+                    self.spans = Vec::new();
+                }
+                self.spans.clear();
+                parse_response_at(buf, &mut self.resume, Some(&mut self.spans))
+            }
+            resume => values_from(buf, resume, &mut self.resume, Some(&mut self.spans)),
         }
+    }
+
+    /// Where the `VALUE` blocks are in the reply [`ResponseParser::parse`] last found complete
+    /// (none unless it was a retrieval reply with values).
+    pub fn value_spans(&self) -> &[ValueSpan] {
+        &self.spans
     }
 }
 
-/// [`parse_response`], setting `resume` when a retrieval reply is incomplete.
-fn parse_response_at(buf: &[u8], resume: &mut usize) -> ResponseParse {
+/// [`parse_response`], setting `resume` when a retrieval reply is incomplete (and recording
+/// its blocks in `spans`, if given).
+fn parse_response_at(
+    buf: &[u8],
+    resume: &mut usize,
+    spans: Option<&mut Vec<ValueSpan>>,
+) -> ResponseParse {
     // Reject at once what no reply can start with (e.g. a bare `\r`), without waiting for a line.
     match buf.first() {
         None => return ResponseParse::Incomplete { needed: None },
@@ -333,7 +412,7 @@ fn parse_response_at(buf: &[u8], resume: &mut usize) -> ResponseParse {
         b"DELETED" => ResponseKind::Deleted,
         b"TOUCHED" => ResponseKind::Touched,
         b"ERROR" => ResponseKind::Error,
-        _ if line.starts_with(b"VALUE ") => return values_from(buf, 0, resume),
+        _ if line.starts_with(b"VALUE ") => return values_from(buf, 0, resume, spans),
         _ if line.starts_with(b"VERSION ") => ResponseKind::Version,
         _ if word_then_text(line, b"CLIENT_ERROR") => ResponseKind::ClientError,
         _ if word_then_text(line, b"SERVER_ERROR") => ResponseKind::ServerError,
@@ -354,7 +433,13 @@ fn parse_response_at(buf: &[u8], resume: &mut usize) -> ResponseParse {
 
 /// A retrieval reply: `VALUE` blocks, then `END\r\n`, the blocks before
 /// `pos` already read; when incomplete, `resume` is where to go on from.
-fn values_from(buf: &[u8], mut pos: usize, resume: &mut usize) -> ResponseParse {
+/// Each complete block is added to `spans`, if given.
+fn values_from(
+    buf: &[u8],
+    mut pos: usize,
+    resume: &mut usize,
+    mut spans: Option<&mut Vec<ValueSpan>>,
+) -> ResponseParse {
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
         if rest.starts_with(b"END\r\n") {
@@ -368,7 +453,17 @@ fn values_from(buf: &[u8], mut pos: usize, resume: &mut usize) -> ResponseParse 
             };
         }
         match value_block(buf, pos) {
-            Block::Complete(header) => pos = header.block_end,
+            Block::Complete(header) => {
+                if let Some(spans) = spans.as_deref_mut() {
+                    spans.push(ValueSpan {
+                        start: pos,
+                        key_start: header.key_start,
+                        key_end: header.key_start + header.key.len(),
+                        end: header.block_end,
+                    });
+                }
+                pos = header.block_end;
+            }
             Block::Incomplete(needed) => {
                 *resume = pos;
                 // After a data block at least `END\r\n` must follow.
@@ -482,6 +577,7 @@ mod tests {
             value_block(buf, 0),
             Block::Complete(ValueHeader {
                 key: b"lg:0000000001",
+                key_start: 6,
                 block_end: 35
             })
         );
@@ -518,6 +614,14 @@ mod tests {
                 let part = &reply[..len];
                 let got = parser.parse(part);
                 prop_assert_eq!(&got, &parse_response(part));
+                if let ResponseParse::Response(r) = got {
+                    // The blocks it recorded are the reply's blocks.
+                    let recorded: Vec<_> =
+                        parser.value_spans().iter().filter_map(|s| s.block(part)).collect();
+                    let blocks: Vec<_> = value_blocks(&part[..r.len]).collect();
+                    prop_assert_eq!(recorded.len(), parser.value_spans().len());
+                    prop_assert_eq!(recorded, blocks);
+                }
                 if !matches!(got, ResponseParse::Incomplete { .. }) || len == reply.len() {
                     break;
                 }

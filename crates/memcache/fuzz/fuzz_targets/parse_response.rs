@@ -3,13 +3,29 @@
 //! Invariants: no panic; consumed ≤ input; `needed` > buffered; a proper prefix of a response is
 //! never a response; the stream parser, fed the input a chunk at a time, answers as
 //! `parse_response` on each prefix; merging a `Values` reply under any key list ends with
-//! `END\r\n` and only copies bytes of the reply.
+//! `END\r\n` and only copies bytes of the reply; the blocks the stream parser records while
+//! framing a `Values` reply are the reply's blocks, and merging over them gives what
+//! `merge_values` gives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rustcracker_memcache::{
-    merge_values, parse_response, value_blocks, ResponseKind, ResponseParse, ResponseParser,
+    merge_spans_with, merge_values, parse_response, value_blocks, ResponseKind, ResponseParse,
+    ResponseParser,
 };
+
+/// `merge_values`, and the same over the blocks `parser` recorded, which must agree.
+fn merge_both(keys: &[(&[u8], usize)], reply: &[u8], parser: &ResponseParser) -> Vec<u8> {
+    let mut out = Vec::new();
+    merge_values(keys, &[reply], &mut out);
+    let mut spanned = Vec::new();
+    merge_spans_with(keys, &[reply], &[parser.value_spans()], |_, r| {
+        spanned.extend_from_slice(&reply[r])
+    });
+    spanned.extend_from_slice(b"END\r\n");
+    assert_eq!(spanned, out, "merge over recorded blocks");
+    out
+}
 
 fuzz_target!(|data: &[u8]| {
     let mut parser = ResponseParser::default();
@@ -18,6 +34,15 @@ fuzz_target!(|data: &[u8]| {
     loop {
         let got = parser.parse(&data[..len]);
         assert_eq!(got, parse_response(&data[..len]), "stream parser at {len}");
+        if let ResponseParse::Response(rsp) = got {
+            let recorded: Vec<_> = parser
+                .value_spans()
+                .iter()
+                .map(|s| s.block(data).expect("a recorded block lies in the reply"))
+                .collect();
+            let blocks: Vec<_> = value_blocks(&data[..rsp.len]).collect();
+            assert_eq!(recorded, blocks, "recorded blocks");
+        }
         if !matches!(got, ResponseParse::Incomplete { .. }) || len == data.len() {
             break;
         }
@@ -56,8 +81,7 @@ fuzz_target!(|data: &[u8]| {
                     .into_iter()
                     .rev()
                     .collect();
-                let mut out = Vec::new();
-                merge_values(&keys, &[bytes], &mut out);
+                let out = merge_both(&keys, bytes, &parser);
                 assert!(out.ends_with(b"END\r\n"));
                 assert!(out.len() <= bytes.len());
                 // memcached never repeats a key within one reply unless asked twice; with
@@ -65,9 +89,7 @@ fuzz_target!(|data: &[u8]| {
                 // forward merge below must reproduce the reply exactly.
                 // Merged in reply order, everything comes back.
                 let forward: Vec<(&[u8], usize)> = keys.iter().rev().copied().collect();
-                out.clear();
-                merge_values(&forward, &[bytes], &mut out);
-                assert_eq!(out, bytes);
+                assert_eq!(merge_both(&forward, bytes, &parser), bytes);
             }
         }
     }
