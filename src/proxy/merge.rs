@@ -348,27 +348,14 @@ impl Merge {
     }
 
     /// Calls `f` with every fragment's reply in fragment order, `last` being
-    /// the one that came in last: slices on the stack unless there are very
-    /// many fragments.
+    /// the one that came in last.
     fn with_replies<R>(&self, last: &[u8], f: impl FnOnce(&[&[u8]]) -> R) -> R {
-        let mut small: [&[u8]; 64] = [&[]; 64];
-        let mut large = Vec::new();
-        let reply = |(i, part): (usize, &Option<(u32, u32)>)| {
-            if i == self.last {
-                return last;
-            }
-            part.map_or(&[][..], |(s, e)| &self.data[s as usize..e as usize])
+        let reply = |i: usize| match self.parts.get(i) {
+            _ if i == self.last => last,
+            Some(Some((s, e))) => self.data.get(*s as usize..*e as usize).unwrap_or_default(),
+            _ => &[],
         };
-        let parts: &[&[u8]] = if self.parts.len() <= small.len() {
-            for (slot, part) in small.iter_mut().zip(self.parts.iter().enumerate()) {
-                *slot = reply(part);
-            }
-            &small[..self.parts.len()]
-        } else {
-            large.extend(self.parts.iter().enumerate().map(reply));
-            &large
-        };
-        f(parts)
+        per_fragment(self.parts.len(), reply, f)
     }
 
     /// Calls `f` with every fragment reply's spans in fragment order (memcache
@@ -386,24 +373,12 @@ impl Merge {
         } else {
             last_spans
         };
-        let mut small: [&[ValueSpan]; 64] = [&[]; 64];
-        let mut large = Vec::new();
-        let spans = |(i, &(s, e)): (usize, &(u32, u32))| {
-            if i == self.last {
-                return last_spans;
-            }
-            self.spans.get(s as usize..e as usize).unwrap_or_default()
+        let spans = |i: usize| match self.part_spans.get(i) {
+            _ if i == self.last => last_spans,
+            Some(&(s, e)) => self.spans.get(s as usize..e as usize).unwrap_or_default(),
+            None => &[],
         };
-        let parts: &[&[ValueSpan]] = if self.part_spans.len() <= small.len() {
-            for (slot, part) in small.iter_mut().zip(self.part_spans.iter().enumerate()) {
-                *slot = spans(part);
-            }
-            &small[..self.part_spans.len()]
-        } else {
-            large.extend(self.part_spans.iter().enumerate().map(spans));
-            &large
-        };
-        f(parts)
+        per_fragment(self.part_spans.len(), spans, f)
     }
 
     /// The original request's keys, each with its fragment (memcache merges).
@@ -413,6 +388,27 @@ impl Merge {
             .zip(&self.key_ends)
             .map(|(start, &end)| &self.keys[start as usize..end as usize])
             .zip(self.key_fragments.iter().copied())
+    }
+}
+
+/// Calls `f` with `item(i)` for each of `count` fragments in order: on the
+/// stack unless there are very many fragments.
+fn per_fragment<'a, T: ?Sized + 'a, R>(
+    count: usize,
+    item: impl Fn(usize) -> &'a T,
+    f: impl FnOnce(&[&'a T]) -> R,
+) -> R
+where
+    &'a T: Default,
+{
+    let mut small: [&'a T; 64] = [<&T>::default(); 64];
+    if count <= small.len() {
+        for (i, slot) in small.iter_mut().take(count).enumerate() {
+            *slot = item(i);
+        }
+        f(&small[..count])
+    } else {
+        f(&(0..count).map(item).collect::<Vec<_>>())
     }
 }
 
