@@ -16,14 +16,12 @@ use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
 
-use rustcracker_memcache::ValueSpan;
-
 use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::errno::Failure;
 use super::merge::Merge;
 use super::stream::Stream;
-use super::Protocol;
+use super::{Framed, Protocol};
 
 /// Buffer capacity a client keeps while idle: enough for a burst of ~100
 /// small pipelined replies (so steady traffic does not allocate), and no more
@@ -236,14 +234,14 @@ impl Client {
         self.complete(seq, &reply, Duration::ZERO);
     }
 
-    /// One fragment's outcome for the split request `seq` (`spans`: where
-    /// a memcache reply's `VALUE` blocks are in it).
+    /// One fragment's outcome for the split request `seq` (`framed`: where
+    /// the reply's parts are in it).
     pub fn complete_fragment(
         self: &Rc<Self>,
         seq: u64,
         fragment: u32,
         outcome: Result<&[u8], Failure>,
-        spans: &[ValueSpan],
+        framed: Framed<'_>,
         backend: Duration,
     ) {
         let mut st = self.state.borrow_mut();
@@ -254,7 +252,7 @@ impl Client {
         let Some(Slot::Merge(merge, timing)) = st.slots.get_mut(index) else {
             return;
         };
-        if !merge.add(fragment, outcome, spans, backend) {
+        if !merge.add(fragment, outcome, framed, backend) {
             return;
         }
         // Every fragment is in: take the merge out of its slot and build the
@@ -275,9 +273,9 @@ impl Client {
         self.put_reply(st, index, backend, |buf| {
             let stream = &*self.stream;
             let written = direct
-                && merge.write_vectored(last, spans, |iov| stream.try_write_vectored(iov), buf);
+                && merge.write_vectored(last, framed, |iov| stream.try_write_vectored(iov), buf);
             if !written {
-                failed = merge.finish(self.protocol, last, spans, buf);
+                failed = merge.finish(self.protocol, last, framed, buf);
             }
         });
         if direct {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustcracker_memcache::ValueSpan;
 
 use super::errno::Failure;
-use super::Protocol;
+use super::{Framed, Protocol};
 
 /// How the fragment replies combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +28,14 @@ pub struct Merge {
     kind: MergeKind,
     /// Per fragment: where its reply sits in `data`, once it is in.
     parts: Vec<Option<(u32, u32)>>,
-    /// memcache: per fragment, where its reply's spans sit in `spans`.
-    part_spans: Vec<(u32, u32)>,
+    /// Per fragment, where what framing its reply found sits: in `spans`
+    /// (memcache) or in `elements` (redis `MGET`).
+    part_framing: Vec<(u32, u32)>,
     /// memcache: where the `VALUE` blocks of the copied replies are in them,
     /// as framing them found (see [`Merge::add`]).
     spans: Vec<ValueSpan>,
+    /// redis `MGET`: where the elements of the copied replies end in them.
+    elements: Vec<usize>,
     /// The fragment replies, back to back, but for the last one in, which
     /// [`Merge::finish`] reads from where it arrived.
     data: Vec<u8>,
@@ -123,8 +126,9 @@ impl Merge {
             Box::new(Merge {
                 kind,
                 parts: Vec::new(),
-                part_spans: Vec::new(),
+                part_framing: Vec::new(),
                 spans: Vec::new(),
+                elements: Vec::new(),
                 data: Vec::new(),
                 last: 0,
                 remaining: 0,
@@ -140,9 +144,10 @@ impl Merge {
         merge.kind = kind;
         merge.parts.clear();
         merge.parts.resize(fragments, None);
-        merge.part_spans.clear();
-        merge.part_spans.resize(fragments, (0, 0));
+        merge.part_framing.clear();
+        merge.part_framing.resize(fragments, (0, 0));
         merge.spans.clear();
+        merge.elements.clear();
         merge.data.clear();
         merge.last = 0;
         merge.remaining = fragments;
@@ -170,6 +175,7 @@ impl Merge {
         self.data.capacity()
             + self.keys.capacity()
             + self.spans.capacity() * std::mem::size_of::<ValueSpan>()
+            + self.elements.capacity() * std::mem::size_of::<usize>()
             + self.pieces.capacity() * std::mem::size_of::<(u32, u32, u32)>()
     }
 
@@ -187,13 +193,13 @@ impl Merge {
 
     /// Records one fragment's outcome; true when every fragment is in. The
     /// last reply to come in is not copied: pass it to [`Merge::finish`].
-    /// `spans`: where a memcache reply's `VALUE` blocks are in it, as its
-    /// framing found them (so that the merge reads no header again).
+    /// `framed`: where the reply's parts are, as framing it found them (so
+    /// that the merge reads none of them again).
     pub fn add(
         &mut self,
         fragment: u32,
         outcome: Result<&[u8], Failure>,
-        spans: &[ValueSpan],
+        framed: Framed<'_>,
         backend: Duration,
     ) -> bool {
         self.backend = self.backend.max(backend);
@@ -212,12 +218,23 @@ impl Merge {
                 }
                 if !last {
                     self.data.extend_from_slice(reply);
-                    if self.kind == MergeKind::MemcacheValues {
-                        let first = self.spans.len() as u32;
-                        extend_spans(&mut self.spans, reply, spans);
-                        if let Some(range) = self.part_spans.get_mut(fragment as usize) {
-                            *range = (first, self.spans.len() as u32);
+                    let kept = match self.kind {
+                        MergeKind::MemcacheValues => {
+                            let first = self.spans.len();
+                            extend_spans(&mut self.spans, reply, framed.values());
+                            Some((first, self.spans.len()))
                         }
+                        MergeKind::RedisMget => {
+                            let first = self.elements.len();
+                            self.elements.extend_from_slice(framed.elements());
+                            Some((first, self.elements.len()))
+                        }
+                        MergeKind::RedisSum | MergeKind::RedisMset => None,
+                    };
+                    if let (Some((first, end)), Some(range)) =
+                        (kept, self.part_framing.get_mut(fragment as usize))
+                    {
+                        *range = (first as u32, end as u32);
                     }
                 }
             }
@@ -250,7 +267,7 @@ impl Merge {
         &self,
         protocol: Protocol,
         last: &[u8],
-        last_spans: &[ValueSpan],
+        last_framed: Framed<'_>,
         out: &mut Vec<u8>,
     ) -> bool {
         if let Some(failure) = self.failure {
@@ -259,7 +276,7 @@ impl Merge {
         }
         self.with_replies(last, |parts| match self.kind {
             MergeKind::MemcacheValues => {
-                self.with_spans(last, last_spans, |spans| {
+                self.with_spans(last, last_framed.values(), |spans| {
                     rustcracker_memcache::merge_spans_with(self.keys(), parts, spans, |f, r| {
                         out.extend_from_slice(&parts[f][r]);
                     });
@@ -269,9 +286,9 @@ impl Merge {
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {
                 let merged = match self.kind {
-                    MergeKind::RedisMget => {
-                        rustcracker_redis::merge_mget(&self.key_fragments, parts, out)
-                    }
+                    MergeKind::RedisMget => self.with_elements(last_framed.elements(), |ends| {
+                        rustcracker_redis::merge_mget_framed(&self.key_fragments, parts, ends, out)
+                    }),
                     MergeKind::RedisSum => rustcracker_redis::merge_sum(parts, out),
                     _ => rustcracker_redis::merge_mset(parts, out),
                 };
@@ -293,7 +310,7 @@ impl Merge {
     pub fn write_vectored(
         &mut self,
         last: &[u8],
-        last_spans: &[ValueSpan],
+        last_framed: Framed<'_>,
         write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
         out: &mut Vec<u8>,
     ) -> bool {
@@ -316,15 +333,17 @@ impl Merge {
             // The proxy's own bytes: the redis array header before, memcache's END after.
             let tail: &[u8] = match self.kind {
                 MergeKind::MemcacheValues => {
-                    self.with_spans(last, last_spans, |spans| {
+                    self.with_spans(last, last_framed.values(), |spans| {
                         rustcracker_memcache::merge_spans_with(self.keys(), replies, spans, add);
                     });
                     b"END\r\n"
                 }
                 MergeKind::RedisMget => {
-                    if rustcracker_redis::merge_mget_with(&self.key_fragments, replies, &mut add)
-                        .is_err()
-                    {
+                    let merged = self.with_elements(last_framed.elements(), |ends| {
+                        let keys = &self.key_fragments;
+                        rustcracker_redis::merge_mget_framed_with(keys, replies, ends, &mut add)
+                    });
+                    if merged.is_err() {
                         return false;
                     }
                     rustcracker_redis::mget_header(self.key_fragments.len(), &mut head);
@@ -373,12 +392,28 @@ impl Merge {
         } else {
             last_spans
         };
-        let spans = |i: usize| match self.part_spans.get(i) {
+        let spans = |i: usize| match self.part_framing.get(i) {
             _ if i == self.last => last_spans,
             Some(&(s, e)) => self.spans.get(s as usize..e as usize).unwrap_or_default(),
             None => &[],
         };
-        per_fragment(self.part_spans.len(), spans, f)
+        per_fragment(self.part_framing.len(), spans, f)
+    }
+
+    /// Calls `f` with every fragment reply's element ends in fragment order
+    /// (redis `MGET` merges; none where framing recorded none: the merge
+    /// frames those replies itself), `last_ends` being those of the one
+    /// that came in last.
+    fn with_elements<R>(&self, last_ends: &[usize], f: impl FnOnce(&[&[usize]]) -> R) -> R {
+        let ends = |i: usize| match self.part_framing.get(i) {
+            _ if i == self.last => last_ends,
+            Some(&(s, e)) => self
+                .elements
+                .get(s as usize..e as usize)
+                .unwrap_or_default(),
+            None => &[],
+        };
+        per_fragment(self.part_framing.len(), ends, f)
     }
 
     /// The original request's keys, each with its fragment (memcache merges).
@@ -536,20 +571,21 @@ mod tests {
                 assert!(!merge.add(
                     first,
                     Ok(replies[first as usize]),
-                    &first_spans,
+                    Framed::Values(&first_spans),
                     Duration::ZERO
                 ));
                 assert!(merge.add(
                     last,
                     Ok(replies[last as usize]),
-                    &last_spans,
+                    Framed::Values(&last_spans),
                     Duration::from_millis(2)
                 ));
                 // Only the first reply was copied.
                 assert_eq!(merge.data, replies[first as usize]);
                 let mut out = b"earlier reply\r\n".to_vec();
                 let last_reply = replies[last as usize];
-                let failed = merge.finish(Protocol::Memcache, last_reply, &last_spans, &mut out);
+                let last_framed = Framed::Values(&last_spans);
+                let failed = merge.finish(Protocol::Memcache, last_reply, last_framed, &mut out);
                 assert!(!failed);
                 assert_eq!(out, [&b"earlier reply\r\n"[..], MERGED].concat());
                 assert_eq!(merge.backend(), Duration::from_millis(2));
@@ -558,7 +594,7 @@ mod tests {
                 let mut kept = Vec::new();
                 assert!(merge.write_vectored(
                     last_reply,
-                    &last_spans,
+                    last_framed,
                     |iov| {
                         iov.iter().for_each(|s| sent.extend_from_slice(s));
                         Ok(iov.iter().map(|s| s.len()).sum())
@@ -572,12 +608,63 @@ mod tests {
     }
 
     #[test]
+    fn an_mget_merges_with_and_without_the_element_ends_framing_found() {
+        // MGET a b c: `b` on fragment 1, `a c` on fragment 0.
+        let replies: [&[u8]; 2] = [b"*2\r\n$2\r\nva\r\n$-1\r\n", b"*1\r\n$2\r\nvb\r\n"];
+        let merged: &[u8] = b"*3\r\n$2\r\nva\r\n$2\r\nvb\r\n$-1\r\n";
+        let ends_of = |reply: &[u8]| {
+            let mut parser = rustcracker_redis::ResponseParser::default();
+            parser.parse(reply);
+            parser.element_ends().unwrap_or_default().to_vec()
+        };
+        for framed in [true, false] {
+            for (first, last) in [(0u32, 1u32), (1, 0)] {
+                let ends = |i: u32| match framed {
+                    true => ends_of(replies[i as usize]),
+                    false => Vec::new(),
+                };
+                let (first_ends, last_ends) = (ends(first), ends(last));
+                let mut merge = Merge::new(MergeKind::RedisMget, 2);
+                for (key, fragment) in [(b"a", 0), (b"b", 1), (b"c", 0)] {
+                    merge.push_key(key, fragment);
+                }
+                let first_framed = Framed::Elements(&first_ends);
+                assert!(!merge.add(
+                    first,
+                    Ok(replies[first as usize]),
+                    first_framed,
+                    Duration::ZERO
+                ));
+                let last_framed = Framed::Elements(&last_ends);
+                let last_reply = replies[last as usize];
+                assert!(merge.add(last, Ok(last_reply), last_framed, Duration::ZERO));
+                let mut out = Vec::new();
+                assert!(!merge.finish(Protocol::Redis, last_reply, last_framed, &mut out));
+                assert_eq!(out, merged);
+                let mut sent = Vec::new();
+                let mut kept = Vec::new();
+                assert!(merge.write_vectored(
+                    last_reply,
+                    last_framed,
+                    |iov| {
+                        iov.iter().for_each(|s| sent.extend_from_slice(s));
+                        Ok(iov.iter().map(|s| s.len()).sum())
+                    },
+                    &mut kept
+                ));
+                assert_eq!((&sent[..], kept.len()), (merged, 0));
+                Merge::recycle(merge);
+            }
+        }
+    }
+
+    #[test]
     fn a_failed_last_fragment_fails_the_request() {
         let mut merge = abc();
-        assert!(!merge.add(0, Ok(FRAGMENT_0), &[], Duration::ZERO));
-        assert!(merge.add(1, Err(Failure::REFUSED), &[], Duration::ZERO));
+        assert!(!merge.add(0, Ok(FRAGMENT_0), Framed::NONE, Duration::ZERO));
+        assert!(merge.add(1, Err(Failure::REFUSED), Framed::NONE, Duration::ZERO));
         let mut out = Vec::new();
-        assert!(merge.finish(Protocol::Memcache, &[], &[], &mut out));
+        assert!(merge.finish(Protocol::Memcache, &[], Framed::NONE, &mut out));
         assert!(out.starts_with(b"SERVER_ERROR "), "{out:?}");
     }
 
@@ -585,7 +672,7 @@ mod tests {
     fn big_buffers_are_kept_while_used_and_given_back_by_an_idle_sweep() {
         let big = vec![b'x'; 200 * 1024];
         let mut merge = Merge::new(MergeKind::RedisSum, 2);
-        merge.add(0, Ok(&big), &[], Duration::ZERO);
+        merge.add(0, Ok(&big), Framed::NONE, Duration::ZERO);
         let held = merge.buffer_bytes();
         assert!(held >= big.len());
         let before = pooled_bytes();
@@ -610,7 +697,7 @@ mod tests {
         let mut merges = Vec::new();
         for _ in 0..(POOL_BYTES_MAX / big.len() + 4) {
             let mut merge = Merge::new(MergeKind::RedisSum, 2);
-            merge.add(0, Ok(&big), &[], Duration::ZERO);
+            merge.add(0, Ok(&big), Framed::NONE, Duration::ZERO);
             merges.push(merge);
         }
         merges.into_iter().for_each(Merge::recycle);

@@ -133,12 +133,15 @@ impl ResponseReader {
         }
     }
 
-    /// Where the `VALUE` blocks of the memcache retrieval reply last parsed
-    /// are in it (none for redis).
-    pub fn value_spans(&self) -> &[rustcracker_memcache::ValueSpan] {
+    /// Where the parts of the reply last parsed are in it, as parsing found
+    /// them: a memcache retrieval reply's `VALUE` blocks, a redis array's
+    /// element ends.
+    pub fn framed(&self) -> Framed<'_> {
         match self {
-            ResponseReader::Memcache(parser) => parser.value_spans(),
-            ResponseReader::Redis(_) => &[],
+            ResponseReader::Memcache(parser) => Framed::Values(parser.value_spans()),
+            ResponseReader::Redis(parser) => {
+                Framed::Elements(parser.element_ends().unwrap_or_default())
+            }
         }
     }
 
@@ -165,6 +168,38 @@ impl ResponseReader {
                     server_failure: r.kind.is_server_failure(),
                 },
             },
+        }
+    }
+}
+
+/// Where the parts of a server's reply are, as framing it found them, so
+/// that a merge reads each part once: a memcache retrieval reply's `VALUE`
+/// blocks, or a redis array's element ends (offsets in the reply).
+#[derive(Debug, Clone, Copy)]
+pub enum Framed<'a> {
+    /// memcache: the `VALUE` blocks.
+    Values(&'a [rustcracker_memcache::ValueSpan]),
+    /// redis: where each element of an array ends (empty: not recorded).
+    Elements(&'a [usize]),
+}
+
+impl<'a> Framed<'a> {
+    /// Nothing recorded: a failure, or a reply the merge frames itself.
+    pub const NONE: Framed<'static> = Framed::Values(&[]);
+
+    /// The `VALUE` blocks (none for a redis reply).
+    pub fn values(self) -> &'a [rustcracker_memcache::ValueSpan] {
+        match self {
+            Framed::Values(spans) => spans,
+            Framed::Elements(_) => &[],
+        }
+    }
+
+    /// The element ends (none for a memcache reply).
+    pub fn elements(self) -> &'a [usize] {
+        match self {
+            Framed::Elements(ends) => ends,
+            Framed::Values(_) => &[],
         }
     }
 }

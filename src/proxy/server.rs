@@ -29,7 +29,7 @@ use super::combine::{self, Cut};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
 use super::stream::Stream;
-use super::{ResponseParse, ResponseReader};
+use super::{Framed, ResponseParse, ResponseReader};
 
 /// Sentinel fragment index for requests that were not split.
 pub const WHOLE: u32 = u32::MAX;
@@ -45,10 +45,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Hands the reply (or the failure) to the client; `spans`: where a
-    /// memcache retrieval reply's `VALUE` blocks are, as its framing found
-    /// them (for a merge); `backend`: the time the server took.
-    fn deliver(self, outcome: Result<&[u8], Failure>, spans: &[ValueSpan], backend: Duration) {
+    /// Hands the reply (or the failure) to the client; `framed`: where its
+    /// parts are, as framing it found them (for a merge); `backend`: the
+    /// time the server took.
+    fn deliver(self, outcome: Result<&[u8], Failure>, framed: Framed<'_>, backend: Duration) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             match outcome {
@@ -56,7 +56,7 @@ impl Pending {
                 Err(failure) => client.fail(self.seq, failure),
             }
         } else {
-            client.complete_fragment(self.seq, self.fragment, outcome, spans, backend);
+            client.complete_fragment(self.seq, self.fragment, outcome, framed, backend);
         }
     }
 
@@ -67,7 +67,8 @@ impl Pending {
         if self.fragment == WHOLE {
             client.complete_values(self.seq, body, backend);
         } else {
-            client.complete_fragment(self.seq, self.fragment, Ok(body), spans, backend);
+            let framed = Framed::Values(spans);
+            client.complete_fragment(self.seq, self.fragment, Ok(body), framed, backend);
         }
     }
 }
@@ -472,12 +473,12 @@ impl ServerConnection {
                 (Cut::Invalid, _) => {
                     member
                         .pending
-                        .deliver(Err(Failure::INVALID), &[], Duration::ZERO)
+                        .deliver(Err(Failure::INVALID), Framed::NONE, Duration::ZERO)
                 }
                 // `Cut::Same`: an error reply, the same for every member.
                 _ => {
                     let waited = self.replied(&member, reply.len(), arrived);
-                    member.pending.deliver(Ok(reply), &[], waited);
+                    member.pending.deliver(Ok(reply), Framed::NONE, waited);
                 }
             }
         }
@@ -515,7 +516,9 @@ impl ServerConnection {
         };
         let _batch = ReplyBatchGuard::open();
         for waiting in fifo {
-            waiting.pending.deliver(Err(failure), &[], Duration::ZERO);
+            waiting
+                .pending
+                .deliver(Err(failure), Framed::NONE, Duration::ZERO);
         }
     }
 }
@@ -805,14 +808,14 @@ async fn serve(
                             let reply = &buf[..len];
                             let head = conn.state.borrow_mut().take_reply(&mut group);
                             server.failures.set(0);
-                            let spans = reader.value_spans();
+                            let framed = reader.framed();
                             if let Some(head) = head {
                                 let waited = conn.replied(&head, len, arrived);
-                                head.pending.deliver(Ok(reply), spans, waited);
+                                head.pending.deliver(Ok(reply), framed, waited);
                             } else if group.members.is_empty() {
                                 crate::log_error!("stray response from '{}'", server.config.pname);
                                 return Some(Failure::INVALID);
-                            } else if let Err(failure) = conn.reply_group(&mut group, reply, spans, arrived) {
+                            } else if let Err(failure) = conn.reply_group(&mut group, reply, framed.values(), arrived) {
                                 crate::log_error!("parsed bad response from '{}'", server.config.pname);
                                 return Some(failure);
                             }

@@ -31,9 +31,22 @@ pub fn merge_mget(
     fragments: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> Result<(), MergeError> {
+    merge_mget_framed(key_fragments, fragments, &[], out)
+}
+
+/// [`merge_mget`] for fragment replies whose element ends were recorded while they were framed:
+/// `element_ends[i]` as [`ResponseParser::element_ends`](crate::ResponseParser::element_ends)
+/// gave it for `fragments[i]` (missing or empty: the elements are framed here). The reply is
+/// the same.
+pub fn merge_mget_framed(
+    key_fragments: &[usize],
+    fragments: &[&[u8]],
+    element_ends: &[&[usize]],
+    out: &mut Vec<u8>,
+) -> Result<(), MergeError> {
     let start = out.len();
     mget_header(key_fragments.len(), out);
-    let merged = merge_mget_with(key_fragments, fragments, |f, range| {
+    let merged = merge_mget_framed_with(key_fragments, fragments, element_ends, |f, range| {
         out.extend_from_slice(&fragments[f][range]);
     });
     if merged.is_err() {
@@ -53,29 +66,54 @@ pub fn mget_header(keys: usize, out: &mut Vec<u8>) {
 pub fn merge_mget_with(
     key_fragments: &[usize],
     fragments: &[&[u8]],
+    element: impl FnMut(usize, std::ops::Range<usize>),
+) -> Result<(), MergeError> {
+    merge_mget_framed_with(key_fragments, fragments, &[], element)
+}
+
+/// [`merge_mget_with`] for fragment replies whose element ends were recorded while they were
+/// framed (see [`merge_mget_framed`]).
+pub fn merge_mget_framed_with(
+    key_fragments: &[usize],
+    fragments: &[&[u8]],
+    element_ends: &[&[usize]],
     mut element: impl FnMut(usize, std::ops::Range<usize>),
 ) -> Result<(), MergeError> {
-    // Per fragment: the cursor after its array header and the elements not yet taken. Fragments
-    // are at most one per server; the fallback handles more.
-    let mut small = [(0usize, 0u64); 64];
+    // Per fragment: the cursor after its array header, the elements not yet taken, and the next
+    // of its recorded element ends (`FRAME`: none recorded, frame each element when taken).
+    // Fragments are at most one per server; the fallback handles more.
+    const FRAME: usize = usize::MAX;
+    let mut small = [(0usize, 0u64, FRAME); 64];
     let mut large = Vec::new();
-    let cursors: &mut [(usize, u64)] = if fragments.len() <= small.len() {
+    let cursors: &mut [(usize, u64, usize)] = if fragments.len() <= small.len() {
         &mut small[..fragments.len()]
     } else {
-        large.resize(fragments.len(), (0, 0));
+        large.resize(fragments.len(), (0, 0, FRAME));
         &mut large
     };
-    // Only the array headers are read here: each element is framed once, when it is taken, and
-    // the checks at the end prove each reply was exactly its header and its elements.
-    for (reply, cursor) in fragments.iter().zip(cursors.iter_mut()) {
-        *cursor = array_header(reply).ok_or(MergeError)?;
+    // Only the array headers are read here: each element is framed once (by the parser that
+    // recorded its end, or here when it is taken), and the checks at the end prove each reply
+    // was exactly its header and its elements.
+    for (i, (reply, cursor)) in fragments.iter().zip(cursors.iter_mut()).enumerate() {
+        let (start, count) = array_header(reply).ok_or(MergeError)?;
+        // Recorded ends are used only when there is one per element the header announces.
+        let recorded = element_ends
+            .get(i)
+            .is_some_and(|ends| ends.len() as u64 == count && count > 0);
+        *cursor = (start, count, if recorded { 0 } else { FRAME });
     }
     let copied = key_fragments.iter().all(|&f| {
         (|| {
             let reply = fragments.get(f)?;
-            let (cursor, left) = cursors.get_mut(f)?;
+            let (cursor, left, next) = cursors.get_mut(f)?;
             *left = left.checked_sub(1)?;
-            let end = reply_end(reply, *cursor)?;
+            let end = match *next {
+                FRAME => reply_end(reply, *cursor)?,
+                i => {
+                    *next += 1;
+                    *element_ends.get(f)?.get(i)?
+                }
+            };
             reply.get(*cursor..end)?;
             element(f, *cursor..end);
             *cursor = end;
@@ -86,7 +124,7 @@ pub fn merge_mget_with(
     let exact = fragments
         .iter()
         .zip(cursors.iter())
-        .all(|(reply, &(cursor, left))| left == 0 && cursor == reply.len());
+        .all(|(reply, &(cursor, left, _))| left == 0 && cursor == reply.len());
     if !(copied && exact) {
         return Err(MergeError);
     }

@@ -139,7 +139,12 @@ const INCOMPLETE: ResponseParse = ResponseParse::Incomplete { needed: None };
 
 /// Parses one response from the front of `buf`.
 pub fn parse_response(buf: &[u8]) -> ResponseParse {
-    ResponseParser::default().parse(buf)
+    // One reply, no merge after it: nothing to record (and nothing allocated).
+    ResponseParser {
+        unrecorded: true,
+        ..ResponseParser::default()
+    }
+    .parse(buf)
 }
 
 /// The end of the complete reply starting at `pos` of `buf`, if there is one. A scalar (the
@@ -170,7 +175,10 @@ pub(crate) fn array_header(reply: &[u8]) -> Option<(usize, u64)> {
 /// Call [`ResponseParser::parse`] with the same buffer each time, grown at the end only; after a
 /// `Response` or `Invalid` result the parser is reset for the next reply, which must then start
 /// at offset 0 of the buffer passed.
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// While it frames an array of scalars (an `MGET` reply) it records where each element ends
+/// ([`ResponseParser::element_ends`]), so that a merge need not frame the elements again.
+#[derive(Debug, Clone, Default)]
 pub struct ResponseParser {
     /// Offset of the next element to read.
     pos: usize,
@@ -178,7 +186,19 @@ pub struct ResponseParser {
     remaining: u64,
     /// The top-level kind, once read.
     kind: Option<ResponseKind>,
+    /// The ends of the top-level array's elements read so far, while all are scalars.
+    ends: Vec<usize>,
+    /// `ends` holds every element read so far (no nested array, not too many).
+    flat: bool,
+    /// The reply last found complete was an array of scalars, its element ends in `ends`.
+    framed: bool,
+    /// Records nothing ([`parse_response`]).
+    unrecorded: bool,
 }
+
+/// The most element ends a [`ResponseParser`] records for one reply (a wider array is merged by
+/// framing it again), and keeps room for between replies.
+const ENDS_MAX: usize = 4096;
 
 /// One element header.
 enum Element {
@@ -193,15 +213,38 @@ impl ResponseParser {
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         let result = self.advance(buf);
         if !matches!(result, ResponseParse::Incomplete { .. }) {
-            *self = ResponseParser::default();
+            self.framed = self.flat
+                && matches!(
+                    result,
+                    ResponseParse::Response(Response {
+                        kind: ResponseKind::Array(_),
+                        ..
+                    })
+                );
+            self.pos = 0;
+            self.remaining = 0;
+            self.kind = None;
         }
         result
+    }
+
+    /// Where each element of the array reply [`ResponseParser::parse`] last found complete ends
+    /// (offsets in it), if it was an array of at most 4,096 scalars (an `MGET` reply); `None` for
+    /// any other reply.
+    pub fn element_ends(&self) -> Option<&[usize]> {
+        self.framed.then_some(&self.ends[..])
     }
 
     fn advance(&mut self, buf: &[u8]) -> ResponseParse {
         if self.kind.is_none() {
             self.pos = 0;
             self.remaining = 1;
+            if self.ends.capacity() > ENDS_MAX {
+                self.ends = Vec::new();
+            }
+            self.ends.clear();
+            self.flat = !self.unrecorded;
+            self.framed = false;
         }
         while self.remaining > 0 {
             let element = match element(buf, self.pos) {
@@ -212,6 +255,14 @@ impl ResponseParser {
                 Element::Scalar(end, kind) => (end, 0, kind),
                 Element::Array(end, n) => (end, n, ResponseKind::Array(n)),
             };
+            if self.kind.is_some() && self.flat {
+                // An element of the top-level array (all before it were scalars).
+                if matches!(kind, ResponseKind::Array(_)) || self.ends.len() == ENDS_MAX {
+                    self.flat = false;
+                } else {
+                    self.ends.push(end);
+                }
+            }
             self.kind.get_or_insert(kind);
             self.pos = end;
             self.remaining = match (self.remaining - 1).checked_add(children) {

@@ -1,8 +1,8 @@
 //! Fragment building and reply merging (spec §6.3).
 
 use rustcracker_redis::{
-    merge_mget, merge_mset, merge_sum, parse_request, reply, write_fragment, write_request,
-    MergeError, RequestParse,
+    merge_mget_framed, merge_mset, merge_sum, parse_request, reply, write_fragment, write_request,
+    MergeError, RequestParse, ResponseParse, ResponseParser,
 };
 
 fn request(input: &[u8]) -> rustcracker_redis::Request {
@@ -68,6 +68,54 @@ fn inline_requests_are_reencoded() {
     out.clear();
     write_request(input, &r, &mut out);
     assert_eq!(out, b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$2\r\n\x00\xff\r\n");
+}
+
+/// `merge_mget`, checked against the merge over the element ends a stream parser recorded while
+/// framing each fragment (which must agree, errors included).
+fn merge_mget(keys: &[usize], fragments: &[&[u8]], out: &mut Vec<u8>) -> Result<(), MergeError> {
+    let parsers: Vec<ResponseParser> = fragments
+        .iter()
+        .map(|f| {
+            let mut parser = ResponseParser::default();
+            parser.parse(f);
+            parser
+        })
+        .collect();
+    let ends: Vec<&[usize]> = parsers
+        .iter()
+        .map(|p| p.element_ends().unwrap_or_default())
+        .collect();
+    let mut framed = out.clone();
+    let framed_result = merge_mget_framed(keys, fragments, &ends, &mut framed);
+    let result = rustcracker_redis::merge_mget(keys, fragments, out);
+    assert_eq!((framed_result, &framed), (result, &*out));
+    result
+}
+
+#[test]
+fn element_ends_are_recorded_for_arrays_of_scalars_only() {
+    let ends = |reply: &[u8]| {
+        let mut parser = ResponseParser::default();
+        assert!(matches!(parser.parse(reply), ResponseParse::Response(_)));
+        parser.element_ends().map(<[usize]>::to_vec)
+    };
+    assert_eq!(
+        ends(b"*3\r\n$1\r\na\r\n$-1\r\n:7\r\n"),
+        Some(vec![11, 16, 20])
+    );
+    assert_eq!(ends(b"*0\r\n"), Some(vec![]));
+    assert_eq!(ends(b"*2\r\n*1\r\n:1\r\n:2\r\n"), None);
+    assert_eq!(ends(b"$1\r\na\r\n"), None);
+    assert_eq!(ends(b"-ERR x\r\n"), None);
+    // Each reply's own: an array after an array of scalars, a scalar after it.
+    let mut parser = ResponseParser::default();
+    let mut buf = b"*1\r\n:1\r\n".to_vec();
+    parser.parse(&buf);
+    buf = b"*1\r\n:22\r\n".to_vec();
+    parser.parse(&buf);
+    assert_eq!(parser.element_ends(), Some(&[9][..]));
+    parser.parse(b"+OK\r\n");
+    assert_eq!(parser.element_ends(), None);
 }
 
 #[test]

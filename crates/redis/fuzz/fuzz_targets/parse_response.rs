@@ -2,11 +2,14 @@
 //! never yields a message and its `needed` lies beyond the input; every strict prefix of a
 //! parsed response is `Incomplete`; resumable feeding agrees with a whole parse. `merge_mget`
 //! never panics, and merging an array reply as the only fragment gives its elements back byte for
-//! byte.
+//! byte; merging over the element ends the stream parser recorded gives the same as framing the
+//! elements again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rustcracker_redis::{merge_mget, parse_response, ResponseKind, ResponseParse, ResponseParser};
+use rustcracker_redis::{
+    merge_mget, merge_mget_framed, parse_response, ResponseKind, ResponseParse, ResponseParser,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else {
@@ -60,4 +63,19 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert_eq!(fed, whole);
+    if let ResponseParse::Response(r) = fed {
+        if let ResponseKind::Array(n) = r.kind {
+            if n <= 1024 {
+                let keys = vec![0; n as usize];
+                let reply = &input[..r.len];
+                let ends = parser.element_ends().unwrap_or_default();
+                let (mut framed, mut again) = (Vec::new(), Vec::new());
+                assert_eq!(
+                    merge_mget_framed(&keys, &[reply], &[ends], &mut framed),
+                    merge_mget(&keys, &[reply], &mut again)
+                );
+                assert_eq!(framed, again, "merge over recorded element ends");
+            }
+        }
+    }
 });
