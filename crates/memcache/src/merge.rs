@@ -35,15 +35,9 @@ pub fn merge_values_with<'k, K>(
     K: IntoIterator,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
-    // One cursor per fragment. Fragments are at most one per server; the fallback handles more.
-    let mut small = [0usize; 64];
-    let mut large = Vec::new();
-    let cursors: &mut [usize] = if fragments.len() <= small.len() {
-        &mut small
-    } else {
-        large.resize(fragments.len(), 0);
-        &mut large
-    };
+    // One cursor (a byte offset) per fragment.
+    let (mut small, mut large) = ([0; 64], Vec::new());
+    let cursors = cursors(fragments.len(), &mut small, &mut large);
     for item in keys {
         let &(key, fragment) = item.borrow();
         let (Some(reply), Some(cursor)) = (fragments.get(fragment), cursors.get_mut(fragment))
@@ -73,15 +67,9 @@ pub fn merge_spans_with<'k, K>(
     K: IntoIterator,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
-    // One cursor (a span index) per fragment, as in `merge_values_with`.
-    let mut small = [0usize; 64];
-    let mut large = Vec::new();
-    let cursors: &mut [usize] = if replies.len() <= small.len() {
-        &mut small
-    } else {
-        large.resize(replies.len(), 0);
-        &mut large
-    };
+    // One cursor (a span index) per fragment.
+    let (mut small, mut large) = ([0; 64], Vec::new());
+    let cursors = cursors(replies.len(), &mut small, &mut large);
     for item in keys {
         let &(key, fragment) = item.borrow();
         let (Some(reply), Some(spans), Some(cursor)) = (
@@ -96,5 +84,20 @@ pub fn merge_spans_with<'k, K>(
             block(fragment, next.range);
             *cursor += 1;
         }
+    }
+}
+
+/// `count` cursors at zero: `small` when they fit (fragments are at most one per server), else
+/// `large`, grown to `count`.
+fn cursors<'a>(
+    count: usize,
+    small: &'a mut [usize; 64],
+    large: &'a mut Vec<usize>,
+) -> &'a mut [usize] {
+    if count <= small.len() {
+        small
+    } else {
+        large.resize(count, 0);
+        large
     }
 }
