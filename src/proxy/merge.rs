@@ -277,11 +277,8 @@ impl Merge {
         self.with_replies(last, |parts| match self.kind {
             MergeKind::MemcacheValues => {
                 self.with_spans(last, last_framed.values(), |spans| {
-                    rustcracker_memcache::merge_spans_with(self.keys(), parts, spans, |f, r| {
-                        out.extend_from_slice(&parts[f][r]);
-                    });
+                    rustcracker_memcache::merge_spans(self.keys(), parts, spans, out);
                 });
-                out.extend_from_slice(b"END\r\n");
                 false
             }
             MergeKind::RedisMget | MergeKind::RedisSum | MergeKind::RedisMset => {

@@ -1,7 +1,7 @@
 //! Microbenchmarks: `parse_request` (get, set of 100 B, multi-get of 10 keys),
 //! `parse_response` (a `VALUE` block through `END`, and 50 of them: one
-//! server's half of the bench's multi-get of 100) and `merge_values` (two such
-//! halves into the reply of a multi-get of 100).
+//! server's half of the bench's multi-get of 100) and `merge_spans` (two such
+//! halves, framed, into the reply of a multi-get of 100, as the proxy merges them).
 //!
 //! `cargo bench -p rustcracker-memcache`.
 
@@ -9,7 +9,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rustcracker_memcache::{
-    merge_values, parse_request, parse_response, RequestParse, ResponseParse,
+    merge_spans, parse_request, parse_response, RequestParse, ResponseParse, ResponseParser,
+    ValueSpan,
 };
 
 fn requests() -> Vec<(&'static str, Vec<u8>)> {
@@ -72,13 +73,22 @@ fn response(c: &mut Criterion) {
     let keys: Vec<(Vec<u8>, usize)> = (0..100).map(|i| (key(i).into_bytes(), i % 2)).collect();
     let keys: Vec<(&[u8], usize)> = keys.iter().map(|(k, f)| (&k[..], *f)).collect();
     let fragments = [&halves[0][..], &halves[1][..]];
+    let parsers: Vec<ResponseParser> = fragments
+        .iter()
+        .map(|half| {
+            let mut parser = ResponseParser::default();
+            parser.parse(half);
+            parser
+        })
+        .collect();
+    let spans: Vec<&[ValueSpan]> = parsers.iter().map(ResponseParser::value_spans).collect();
     let mut out = Vec::with_capacity(halves[0].len() * 2);
-    let mut group = c.benchmark_group("memcache merge_values");
+    let mut group = c.benchmark_group("memcache merge_spans");
     group.throughput(Throughput::Elements(100));
     group.bench_function("100 VALUEs of 32 B from 2 servers", |b| {
         b.iter(|| {
             out.clear();
-            merge_values(black_box(&keys), black_box(&fragments), &mut out);
+            merge_spans(black_box(&keys), black_box(&fragments), &spans, &mut out);
             out.len()
         })
     });

@@ -21,7 +21,7 @@ mod scan;
 
 pub use command::Command;
 pub use fragment::write_fragment;
-pub use merge::{merge_spans_with, merge_values, merge_values_with};
+pub use merge::{merge_spans, merge_spans_with, merge_values};
 pub use reply::server_error;
 pub use request::{
     parse_request, InvalidRequest, KeyRange, Request, RequestParse, RequestParser, MAX_KEY_LEN,

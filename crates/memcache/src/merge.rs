@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 
-use crate::response::{value_block_end_for, ValueSpan};
+use crate::response::{ResponseParser, ValueSpan};
 
 /// Merges fragment replies of a multi-key retrieval into one reply, `VALUE` blocks in request
 /// order (a fix over nutcracker, which could reorder them around misses), then `END\r\n`.
@@ -12,52 +12,44 @@ use crate::response::{value_block_end_for, ValueSpan};
 /// request order, duplicates kept. memcached answers hits in the order asked and omits misses, so
 /// for each key we take the next block of its fragment when that block carries the key, and emit
 /// nothing (a miss) otherwise. Duplicates each get their block. Blocks are copied verbatim (flags,
-/// cas). Allocates nothing unless there are more than 64 fragments.
+/// cas). The replies are framed here first; where they were framed already (the proxy), use
+/// [`merge_spans`] with what framing recorded.
 pub fn merge_values<'k, K>(keys: K, fragments: &[&[u8]], out: &mut Vec<u8>)
 where
     K: IntoIterator,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
-    merge_values_with(keys, fragments, |fragment, range| {
-        out.extend_from_slice(&fragments[fragment][range]);
+    let parsers: Vec<ResponseParser> = fragments
+        .iter()
+        .map(|reply| {
+            // A reply without its `END` (a member's part of a combined one) stops after its blocks.
+            let mut parser = ResponseParser::default();
+            parser.parse(reply);
+            parser
+        })
+        .collect();
+    let spans: Vec<&[ValueSpan]> = parsers.iter().map(ResponseParser::value_spans).collect();
+    merge_spans(keys, fragments, &spans, out);
+}
+
+/// [`merge_values`] for fragment replies whose blocks were found while they were framed:
+/// `spans[i]` holds the [`ValueSpan`]s of `replies[i]` (from
+/// [`ResponseParser::value_spans`], offsets in that reply). No header is read again. Allocates
+/// nothing unless there are more than 64 fragments.
+pub fn merge_spans<'k, K>(keys: K, replies: &[&[u8]], spans: &[&[ValueSpan]], out: &mut Vec<u8>)
+where
+    K: IntoIterator,
+    K::Item: Borrow<(&'k [u8], usize)>,
+{
+    merge_spans_with(keys, replies, spans, |fragment, range| {
+        out.extend_from_slice(&replies[fragment][range]);
     });
     out.extend_from_slice(b"END\r\n");
 }
 
-/// [`merge_values`] without the copying: calls `block(fragment, range)` for each `VALUE` block
-/// of the merged reply in order (`fragments[fragment][range]`); the reply is those blocks, then
+/// [`merge_spans`] without the copying: calls `block(fragment, range)` for each `VALUE` block of
+/// the merged reply in order (`replies[fragment][range]`); the reply is those blocks, then
 /// `END\r\n`. For writing a big reply straight from where the fragment replies are.
-pub fn merge_values_with<'k, K>(
-    keys: K,
-    fragments: &[&[u8]],
-    mut block: impl FnMut(usize, std::ops::Range<usize>),
-) where
-    K: IntoIterator,
-    K::Item: Borrow<(&'k [u8], usize)>,
-{
-    // One cursor (a byte offset) per fragment.
-    let (mut small, mut large) = ([0; 64], Vec::new());
-    let cursors = cursors(fragments.len(), &mut small, &mut large);
-    for item in keys {
-        let &(key, fragment) = item.borrow();
-        let (Some(reply), Some(cursor)) = (fragments.get(fragment), cursors.get_mut(fragment))
-        else {
-            continue;
-        };
-        // A complete block of this key (so within the reply), or a miss.
-        if let Some(end) = value_block_end_for(reply, *cursor, key) {
-            block(fragment, *cursor..end);
-            *cursor = end;
-        }
-    }
-}
-
-/// [`merge_values_with`] for fragment replies whose blocks were found while they were framed:
-/// `spans[i]` holds the [`ValueSpan`]s of `replies[i]` (from
-/// [`ResponseParser::value_spans`](crate::ResponseParser::value_spans), offsets in that reply).
-/// No header is read again: a key takes its fragment's next block when that block carries it,
-/// and is a miss otherwise. Given each reply's own spans, the blocks are those
-/// [`merge_values_with`] finds.
 pub fn merge_spans_with<'k, K>(
     keys: K,
     replies: &[&[u8]],
@@ -67,9 +59,16 @@ pub fn merge_spans_with<'k, K>(
     K: IntoIterator,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
-    // One cursor (a span index) per fragment.
-    let (mut small, mut large) = ([0; 64], Vec::new());
-    let cursors = cursors(replies.len(), &mut small, &mut large);
+    // One cursor (a span index) per fragment. Fragments are at most one per server; the fallback
+    // handles more.
+    let mut small = [0usize; 64];
+    let mut large = Vec::new();
+    let cursors: &mut [usize] = if replies.len() <= small.len() {
+        &mut small
+    } else {
+        large.resize(replies.len(), 0);
+        &mut large
+    };
     for item in keys {
         let &(key, fragment) = item.borrow();
         let (Some(reply), Some(spans), Some(cursor)) = (
@@ -79,25 +78,11 @@ pub fn merge_spans_with<'k, K>(
         ) else {
             continue;
         };
+        // The fragment's next block when it carries this key, else a miss.
         let next = spans.get(*cursor).and_then(|span| span.block(reply));
         if let Some(next) = next.filter(|next| next.key == key) {
             block(fragment, next.range);
             *cursor += 1;
         }
-    }
-}
-
-/// `count` cursors at zero: `small` when they fit (fragments are at most one per server), else
-/// `large`, grown to `count`.
-fn cursors<'a>(
-    count: usize,
-    small: &'a mut [usize; 64],
-    large: &'a mut Vec<usize>,
-) -> &'a mut [usize] {
-    if count <= small.len() {
-        small
-    } else {
-        large.resize(count, 0);
-        large
     }
 }

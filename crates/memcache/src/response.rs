@@ -118,7 +118,7 @@ fn is_digits(token: &[u8]) -> bool {
 
 /// Parses `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n` at `pos`.
 pub(crate) fn value_block(buf: &[u8], pos: usize) -> Block<'_> {
-    // Runs for every value of every multi-get, twice (framing, then merging):
+    // Runs for every value of every retrieval reply, as it is framed:
     // the header as memcached writes it is read in one pass; anything else
     // (runs of spaces, a line still coming in, a malformed one) takes the
     // general path, which decides as it always did.
@@ -162,30 +162,6 @@ fn header_numbers(rest: &[u8], fields: &[u8], mut at: usize) -> Option<(usize, u
         return None;
     }
     Some((bytes, cr + 2))
-}
-
-/// The end of the complete `VALUE` block at `pos` if it carries `key`; `None` for another key or
-/// anything but a complete block. What [`value_block`] and a key comparison give, for merging,
-/// where the key is known: it is compared in place instead of first being looked for.
-pub(crate) fn value_block_end_for(buf: &[u8], pos: usize, key: &[u8]) -> Option<usize> {
-    let rest = buf.get(pos..).unwrap_or_default();
-    let fast = rest
-        .strip_prefix(b"VALUE ")
-        .filter(|fields| fields.get(key.len()) == Some(&b' ') && !key.is_empty())
-        .filter(|fields| crate::scan::same(&fields[..key.len()], key))
-        .and_then(|fields| header_numbers(rest, fields, key.len() + 1));
-    match fast {
-        Some((bytes, header_len)) => {
-            match block_after_header(buf, key, pos + 6, pos + header_len, bytes) {
-                Block::Complete(header) => Some(header.block_end),
-                _ => None,
-            }
-        }
-        None => match value_block(buf, pos) {
-            Block::Complete(header) if header.key == key => Some(header.block_end),
-            _ => None,
-        },
-    }
 }
 
 /// A run of digits at `*at` and the byte after it (for the optional cas, `\r`); `*at` moves past
@@ -532,17 +508,6 @@ mod tests {
         "1234567890abcdefghij",
     ];
 
-    /// Keys the merge may look for in the pieces' blocks.
-    const KEYS: &[&str] = &[
-        "k",
-        "key",
-        "ke",
-        "keyk",
-        "a\nb",
-        "1234567890abcdefghij",
-        "0",
-    ];
-
     fn check(buf: &[u8]) {
         for len in 0..=buf.len() {
             let part = &buf[..len];
@@ -553,19 +518,6 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(part)
             );
-            // The merge's look-up by key decides as a parse and a comparison would.
-            for key in KEYS {
-                let want = match &block {
-                    Block::Complete(h) if h.key == key.as_bytes() => Some(h.block_end),
-                    _ => None,
-                };
-                assert_eq!(
-                    value_block_end_for(part, 0, key.as_bytes()),
-                    want,
-                    "{key:?} in {:?}",
-                    String::from_utf8_lossy(part)
-                );
-            }
         }
     }
 

@@ -47,23 +47,6 @@ pub(crate) fn find_either_words(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
     Some(base + tail)
 }
 
-/// Whether `a` and `b` hold the same bytes, compared a word at a time: for keys, where a call
-/// to `memcmp` costs more than the comparison.
-#[inline]
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    let word = |chunk: &[u8]| u64::from_ne_bytes(chunk.try_into().unwrap_or_default());
-    for (p, q) in (&mut x).zip(&mut y) {
-        if word(p) != word(q) {
-            return false;
-        }
-    }
-    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,14 +74,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn same_is_equality(a in proptest::collection::vec(0u8..3, 0..40),
-                            b in proptest::collection::vec(0u8..3, 0..40)) {
-            prop_assert_eq!(same(&a, &b), a == b);
-            prop_assert!(same(&a, &a));
-        }
-
-        #[test]
-        fn same_as_a_byte_loop(bytes in proptest::collection::vec(any::<u8>(), 0..100),
+        fn find_either_as_a_byte_loop(bytes in proptest::collection::vec(any::<u8>(), 0..100),
                                a in any::<u8>(), b in any::<u8>()) {
             let want = bytes.iter().position(|&c| c == a || c == b);
             prop_assert_eq!(find_either(&bytes, a, b), want);

@@ -14,7 +14,8 @@ use rustcracker_memcache::{
     ResponseParser,
 };
 
-/// `merge_values`, and the same over the blocks `parser` recorded, which must agree.
+/// `merge_values` (which frames the reply itself), and `merge_spans_with` over the blocks
+/// `parser` recorded while the reply was fed a chunk at a time: they must agree.
 fn merge_both(keys: &[(&[u8], usize)], reply: &[u8], parser: &ResponseParser) -> Vec<u8> {
     let mut out = Vec::new();
     merge_values(keys, &[reply], &mut out);
