@@ -71,6 +71,16 @@ fn check_rustcracker(case: &Case, file: &Path) -> Result<(), String> {
                     case.name
                 )
             })?;
+        // A problem with the whole file (the table's position 0:0) has no
+        // position: `FILE: reason`.
+        if case.at == Some((0, 0)) {
+            return match reason[prefix.len()..].strip_prefix(' ') {
+                Some(m) if !m.trim().is_empty() && !m.starts_with(|c: char| c.is_ascii_digit()) => {
+                    Ok(())
+                }
+                _ => Err(format!("{}: want \"{f}: reason\", got {reason}", case.name)),
+            };
+        }
         let mut parts = reason[prefix.len()..].splitn(3, ':');
         let line: Option<usize> = parts.next().and_then(|s| s.parse().ok());
         let col: Option<usize> = parts.next().and_then(|s| s.parse().ok());

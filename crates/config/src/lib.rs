@@ -134,9 +134,11 @@ pub enum ServerAddress {
     Unix(PathBuf),
 }
 
-/// A configuration error, with the position it was found at.
+/// A configuration error, with the position it was found at: shown as
+/// `file:line:column: message`, or `file: message` when it concerns the whole
+/// file (it could not be read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
+#[error("{file}{}: {message}", position(*.line, *.column))]
 pub struct ConfigError {
     /// The file, as given.
     pub file: String,
@@ -146,6 +148,15 @@ pub struct ConfigError {
     pub column: usize,
     /// The problem, with a suggestion where one fits.
     pub message: String,
+}
+
+/// `:line:column`, or nothing for a problem with the whole file (line 0).
+fn position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}:{column}")
+    }
 }
 
 impl ConfigError {

@@ -16,7 +16,11 @@ fn check(case: &Case) -> Result<(), String> {
         (Err(e), true) => Err(format!("{}: rejected: {e}", case.name)),
         (Err(e), false) => {
             let shown = e.to_string();
-            let prefix = format!("{}:{}:{}: ", path.display(), e.line, e.column);
+            // `file:line:column: `, or `file: ` for a problem with the whole file.
+            let prefix = match e.line {
+                0 => format!("{}: ", path.display()),
+                line => format!("{}:{line}:{}: ", path.display(), e.column),
+            };
             if !shown.starts_with(&prefix) || e.message.is_empty() {
                 return Err(format!("{}: bad error format: {shown}", case.name));
             }
@@ -73,6 +77,12 @@ fn missing_file() {
     let e = e.unwrap_or_else(|| panic!("loaded a missing file"));
     assert_eq!((e.line, e.column), (0, 0));
     assert!(e.message.contains("No such file or directory"), "{e}");
+    // No position for a file that could not be read: `file: reason`.
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/nutcracker.yml: failed to open configuration \
+         '/nonexistent/nutcracker.yml': No such file or directory"
+    );
 }
 
 #[test]
