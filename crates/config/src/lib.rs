@@ -166,9 +166,28 @@ impl ConfigError {
             file: path.display().to_string(),
             line: mark.line,
             column: mark.column,
-            message: message.into(),
+            message: one_line(message.into()),
         }
     }
+}
+
+/// The message with control characters escaped (`\n`, `\t`, `\u{7f}`): a
+/// value quoted from the file (a plain scalar spanning lines, a quoted one
+/// with `\n`) must not break the reason's one line.
+fn one_line(message: String) -> String {
+    if !message.chars().any(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Every directive name rustcracker accepts in a pool (nutcracker 0.5.0's

@@ -185,3 +185,20 @@ fn yaml_subset() {
         4
     );
 }
+
+#[test]
+fn a_message_quoting_the_file_stays_on_one_line() {
+    // A plain scalar folded over an empty line holds a line break (found by fuzzing).
+    let e = err("p:\n  listen: 127.0.0.1:22121\n  serve\n  \n   - 127.0.0.1:11211:1 my server\n");
+    assert_eq!((e.line, e.column), (3, 3));
+    assert!(!e.to_string().contains('\n'), "{e}");
+    assert!(
+        e.message
+            .contains("after \"serve\\n- 127.0.0.1:11211:1 my server\""),
+        "{e}"
+    );
+    // A double-quoted value with escapes.
+    let e = err(&format!("{BASE}  timeout: \"1\\t2\\n3\"\n"));
+    assert!(!e.to_string().contains(['\n', '\t']), "{e}");
+    assert!(e.message.contains("\"1\\t2\\n3\""), "{e}");
+}
