@@ -6,7 +6,7 @@
 //! wake-up (paid by the process that sent the event), and the requests read
 //! in it leave for their server in a write of their own, which wakes the
 //! server for one or two requests as well. Measured on memcache at pipeline 1
-//! (bench/README.md), that made the proxy's CPU per request and the backends'
+//! (bench/HISTORY.md), that made the proxy's CPU per request and the backends'
 //! equal to nutcracker's, whose slower loop batches by accident.
 //!
 //! The rule. A worker starts *coalescing* once it is loaded by many
@@ -25,7 +25,7 @@
 //! kept the memcache multi-get of 100 keys from coalescing, its rounds
 //! serving a few events of ~50 keys each; at 2 its CPU per request fell and
 //! its throughput rose ~15% on the rig, the single-key rows unchanged: see
-//! bench/README.md.) After a period that did not pay it waits 1, 2, 4 … up
+//! bench/HISTORY.md.) After a period that did not pay it waits 1, 2, 4 … up
 //! to 64 periods before it tries again. So:
 //! - A worker with spare time never sleeps, and neither does one serving a
 //!   handful of clients, however busy: their requests are served at once.
