@@ -454,9 +454,7 @@ fn extend_spans(out: &mut Vec<ValueSpan>, reply: &[u8], spans: &[ValueSpan]) {
         return;
     }
     // A fragment of a combined line has no `END`: parsing stops after its blocks.
-    let mut parser = rustcracker_memcache::ResponseParser::default();
-    parser.parse(reply);
-    out.extend_from_slice(parser.value_spans());
+    out.extend_from_slice(rustcracker_memcache::ResponseParser::framing(reply).value_spans());
 }
 
 /// Writes `slices` in order with `write` (up to [`IOV_MAX`] per call) while
@@ -548,9 +546,9 @@ mod tests {
 
     /// Where framing `reply` found its `VALUE` blocks.
     fn spans_of(reply: &[u8]) -> Vec<ValueSpan> {
-        let mut parser = rustcracker_memcache::ResponseParser::default();
-        parser.parse(reply);
-        parser.value_spans().to_vec()
+        rustcracker_memcache::ResponseParser::framing(reply)
+            .value_spans()
+            .to_vec()
     }
 
     /// What [`Merge::write_vectored`] sends to a socket that takes everything.

@@ -75,11 +75,7 @@ fn response(c: &mut Criterion) {
     let fragments = [&halves[0][..], &halves[1][..]];
     let parsers: Vec<ResponseParser> = fragments
         .iter()
-        .map(|half| {
-            let mut parser = ResponseParser::default();
-            parser.parse(half);
-            parser
-        })
+        .map(|h| ResponseParser::framing(h))
         .collect();
     let spans: Vec<&[ValueSpan]> = parsers.iter().map(ResponseParser::value_spans).collect();
     let mut out = Vec::with_capacity(halves[0].len() * 2);

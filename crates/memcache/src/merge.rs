@@ -21,12 +21,7 @@ where
 {
     let parsers: Vec<ResponseParser> = fragments
         .iter()
-        .map(|reply| {
-            // A reply without its `END` (a member's part of a combined one) stops after its blocks.
-            let mut parser = ResponseParser::default();
-            parser.parse(reply);
-            parser
-        })
+        .map(|r| ResponseParser::framing(r))
         .collect();
     let spans: Vec<&[ValueSpan]> = parsers.iter().map(ResponseParser::value_spans).collect();
     merge_spans(keys, fragments, &spans, out);

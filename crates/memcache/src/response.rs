@@ -336,6 +336,14 @@ pub struct ResponseParser {
 }
 
 impl ResponseParser {
+    /// A parser that has framed `reply` once, for its [`ResponseParser::value_spans`] (a reply
+    /// without its `END`, a member's part of a combined one, stops after its blocks).
+    pub fn framing(reply: &[u8]) -> ResponseParser {
+        let mut parser = ResponseParser::default();
+        parser.parse(reply);
+        parser
+    }
+
     /// Parses the response at the front of `buf`; after `Incomplete`, pass
     /// the same bytes again, grown.
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {

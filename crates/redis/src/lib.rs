@@ -24,8 +24,8 @@ mod response;
 pub use command::{ArityClass, Command, Fragmentation, ALL as ALL_COMMANDS};
 pub use fragment::{write_fragment, write_request};
 pub use merge::{
-    merge_mget, merge_mget_framed, merge_mget_framed_with, merge_mget_with, merge_mset, merge_sum,
-    mget_header, MergeError,
+    merge_mget, merge_mget_framed, merge_mget_framed_with, merge_mset, merge_sum, mget_header,
+    MergeError,
 };
 pub use reply::error_reply;
 pub use request::{

@@ -60,19 +60,9 @@ pub fn mget_header(keys: usize, out: &mut Vec<u8>) {
     write_number_line(b'*', i64::try_from(keys).unwrap_or(i64::MAX), out);
 }
 
-/// [`merge_mget`] without the copying: calls `element(fragment, range)` for each element of the
-/// merged reply in order (`fragments[fragment][range]`); the reply is [`mget_header`], then
-/// those elements. On an error some elements may have been given already: discard them.
-pub fn merge_mget_with(
-    key_fragments: &[usize],
-    fragments: &[&[u8]],
-    element: impl FnMut(usize, std::ops::Range<usize>),
-) -> Result<(), MergeError> {
-    merge_mget_framed_with(key_fragments, fragments, &[], element)
-}
-
-/// [`merge_mget_with`] for fragment replies whose element ends were recorded while they were
-/// framed (see [`merge_mget_framed`]).
+/// [`merge_mget_framed`] without the copying: calls `element(fragment, range)` for each element
+/// of the merged reply in order (`fragments[fragment][range]`); the reply is [`mget_header`],
+/// then those elements. On an error some elements may have been given already: discard them.
 pub fn merge_mget_framed_with(
     key_fragments: &[usize],
     fragments: &[&[u8]],

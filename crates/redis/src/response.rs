@@ -209,6 +209,13 @@ enum Element {
 }
 
 impl ResponseParser {
+    /// A parser that has framed `reply` once, for its [`ResponseParser::element_ends`].
+    pub fn framing(reply: &[u8]) -> ResponseParser {
+        let mut parser = ResponseParser::default();
+        parser.parse(reply);
+        parser
+    }
+
     /// Parses (or continues parsing) the response at the front of `buf`.
     pub fn parse(&mut self, buf: &[u8]) -> ResponseParse {
         let result = self.advance(buf);

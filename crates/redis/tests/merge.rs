@@ -75,11 +75,7 @@ fn inline_requests_are_reencoded() {
 fn merge_mget(keys: &[usize], fragments: &[&[u8]], out: &mut Vec<u8>) -> Result<(), MergeError> {
     let parsers: Vec<ResponseParser> = fragments
         .iter()
-        .map(|f| {
-            let mut parser = ResponseParser::default();
-            parser.parse(f);
-            parser
-        })
+        .map(|f| ResponseParser::framing(f))
         .collect();
     let ends: Vec<&[usize]> = parsers
         .iter()
