@@ -195,8 +195,7 @@ mod tests {
     fn cut_str(reply: &str, members: &[&[&str]]) -> (Cut, Vec<String>) {
         let (keys, lens) = keys_of(members);
         let mut bodies = Vec::new();
-        let mut parser = rustcracker_memcache::ResponseParser::default();
-        parser.parse(reply.as_bytes());
+        let parser = rustcracker_memcache::ResponseParser::framing(reply.as_bytes());
         let cut = cut(
             reply.as_bytes(),
             parser.value_spans(),
