@@ -12,15 +12,15 @@ use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::errno::Failure;
+use super::hub::SessionWake;
 use super::merge::Merge;
-use super::stream::Stream;
+use super::stream::ClientSocket;
 use super::{Framed, Protocol};
 
 /// Buffer capacity a client keeps while idle: enough for a burst of ~100
@@ -33,7 +33,7 @@ const IDLE_KEEP: usize = 16 * 1024;
 const DIRECT_MIN: usize = 32 * 1024;
 
 /// The shared half of a client session: written by server connections, drained
-/// by the client's own task.
+/// by the session (and, for replies a reply batch hands out, by the batch).
 pub struct Client {
     state: RefCell<ClientState>,
     /// The session is not reading requests (quit, EOF, shutdown, or too
@@ -42,9 +42,9 @@ pub struct Client {
     awaiting_replies: Cell<bool>,
     /// The client's socket, shared with its session so that a server
     /// connection can write replies straight to it (see [`ReplyBatch`]).
-    stream: Rc<Stream>,
-    /// Wakes the client task when `out` grew.
-    pub wake: LocalWake,
+    stream: Rc<ClientSocket>,
+    /// Has the session stepped when `out` grew and a reply batch does not send it.
+    pub wake: SessionWake,
     protocol: Protocol,
     /// For `forward_error` and `fragments`.
     stats: Arc<WorkerStats>,
@@ -91,7 +91,8 @@ impl Client {
         protocol: Protocol,
         stats: Arc<WorkerStats>,
         pool: usize,
-        stream: Rc<Stream>,
+        stream: Rc<ClientSocket>,
+        wake: SessionWake,
     ) -> Client {
         Client {
             stream,
@@ -105,7 +106,7 @@ impl Client {
                 early_count: 0,
                 active_at: super::clock::now(),
             }),
-            wake: LocalWake::default(),
+            wake,
             protocol,
             stats,
             pool,
@@ -200,7 +201,7 @@ impl Client {
             self.record(*timing, backend);
         }
         if index == 0 {
-            // Only the first bytes need a wake-up: the task flushes all of `out` at once.
+            // Only the first bytes need a wake-up: the session flushes all of `out` at once.
             let was_empty = st.out.is_empty();
             write(&mut st.out);
             let slot = st.slots.pop_front();
@@ -272,8 +273,8 @@ impl Client {
         let direct = index == 0 && st.out.is_empty() && merge.reply_size(last) >= DIRECT_MIN;
         self.put_reply(st, index, backend, |buf| {
             let stream = &*self.stream;
-            let written = direct
-                && merge.write_vectored(last, framed, |iov| stream.try_write_vectored(iov), buf);
+            let written =
+                direct && merge.write_vectored(last, framed, |iov| stream.write_vectored(iov), buf);
             if !written {
                 failed = merge.finish(self.protocol, last, framed, buf);
             }
@@ -344,7 +345,7 @@ impl Client {
             if written == st.out.len() {
                 break Ok(true);
             }
-            match stream.try_write(&st.out[written..]) {
+            match stream.write(&st.out[written..]) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
@@ -425,8 +426,8 @@ struct ReplyBatch {
 /// A batch of replies handed out by a server connection. While it is open,
 /// a client whose output goes from empty to ready is written to when the
 /// batch ends (one `write` per client per batch, straight from the server
-/// connection's task) instead of waking its session task to do it: this
-/// saves a task wake-up and a poll per reply.
+/// connection's task) instead of having its session stepped to do it: this
+/// saves a step per reply.
 pub struct ReplyBatchGuard(());
 
 impl ReplyBatchGuard {
@@ -483,76 +484,5 @@ impl ClientState {
             start,
             end: self.early.len(),
         }
-    }
-}
-
-/// A wake-up for one task on this thread, kept until the task takes it (like
-/// `Notify::notify_one`), without `Notify`'s lock and waiter list: a session
-/// checks it at every wait.
-#[derive(Default)]
-pub struct LocalWake {
-    woken: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl LocalWake {
-    /// Wakes the task waiting in [`LocalWake::poll`], or the next one to call it.
-    pub fn notify(&self) {
-        self.woken.set(true);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-    }
-
-    /// Ready once after each [`LocalWake::notify`]; else keeps the task's waker.
-    pub fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.woken.replace(false) {
-            return Poll::Ready(());
-        }
-        let waker = match self.waker.take() {
-            Some(waker) if waker.will_wake(cx.waker()) => waker,
-            _ => cx.waker().clone(),
-        };
-        self.waker.set(Some(waker));
-        Poll::Pending
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    /// A waker that counts its wake-ups.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[test]
-    fn local_wake_is_kept_until_taken_and_wakes_the_waiting_task() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        let mut cx = Context::from_waker(&waker);
-        let wake = LocalWake::default();
-        // Nothing yet: the task waits, and its waker is kept.
-        assert!(wake.poll(&mut cx).is_pending());
-        assert!(wake.poll(&mut cx).is_pending());
-        // A notification wakes it once, and is there when it looks.
-        wake.notify();
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
-        assert!(wake.poll(&mut cx).is_ready());
-        assert!(wake.poll(&mut cx).is_pending());
-        // One given before the task waits is kept for it; two count as one.
-        let idle = LocalWake::default();
-        idle.notify();
-        idle.notify();
-        assert!(idle.poll(&mut cx).is_ready());
-        assert!(idle.poll(&mut cx).is_pending());
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 }

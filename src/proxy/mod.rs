@@ -13,10 +13,10 @@ mod clock;
 mod coalesce;
 mod combine;
 mod errno;
+mod hub;
 mod listener;
 mod memcache;
 mod merge;
-mod park;
 mod pool;
 mod redis;
 mod server;
@@ -46,8 +46,8 @@ pub use errno::Failure;
 pub use listener::ListenError;
 
 use listener::BoundListener;
-use park::ParkedSocket;
 use pool::PoolRuntime;
+use stream::ClientSocket;
 use worker::WorkerRuntime;
 
 /// How long a shutdown waits for in-flight requests before closing anyway.
@@ -381,6 +381,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             tokio::task::spawn_local(accept_loop(listener, index, worker.clone()));
         }
         tokio::task::spawn_local(worker.clone().housekeeping());
+        tokio::task::spawn_local(hub::drive(worker.clone()));
         let _ = ready.send(Ok(()));
         let mut watch = shutdown.clone();
         while !*watch.borrow_and_update() {
@@ -402,8 +403,8 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
 }
 
 /// A listener attached to the worker's runtime. Accepted sockets go
-/// straight to the parking lot, so they never get a runtime registration
-/// of their own until they speak.
+/// straight to the worker's client hub, parked until they speak; they never
+/// get a runtime registration of their own.
 enum Listener {
     Tcp(AsyncFd<mio::net::TcpListener>),
     Unix(AsyncFd<mio::net::UnixListener>),
@@ -426,7 +427,7 @@ impl Listener {
     }
 
     /// The next client (non-blocking, close-on-exec).
-    async fn accept(&self, keepalive: bool) -> io::Result<ParkedSocket> {
+    async fn accept(&self, keepalive: bool) -> io::Result<ClientSocket> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
@@ -434,11 +435,11 @@ impl Listener {
                 if keepalive {
                     socket2::SockRef::from(&stream).set_keepalive(true)?;
                 }
-                Ok(ParkedSocket::Tcp(stream.into()))
+                Ok(ClientSocket::Tcp(stream.into()))
             }
             Listener::Unix(l) => {
                 let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
-                Ok(ParkedSocket::Unix(stream.into()))
+                Ok(ClientSocket::Unix(stream.into()))
             }
         }
     }
@@ -477,7 +478,7 @@ async fn accept_loop(listener: Listener, index: usize, worker: Rc<WorkerRuntime>
             continue;
         }
         session::client_opened(&pool);
-        // A new client waits in the lot until its first request arrives.
-        worker.park_new(socket, index);
+        // A new client waits parked until its first request arrives.
+        worker.admit(socket, index);
     }
 }

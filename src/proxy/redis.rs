@@ -29,7 +29,7 @@ pub struct RedisSession {
 }
 
 impl RedisSession {
-    /// The state of a client coming back from the parking lot.
+    /// The state of a client coming back from being parked.
     pub fn resume(authenticated: bool) -> RedisSession {
         RedisSession {
             authenticated,

@@ -1,17 +1,16 @@
-//! The task behind one client connection: read big, parse every complete
-//! request, route it, and write replies back in request order.
+//! One client's session: read big, parse every complete request, route it,
+//! and write replies back in request order. The worker's client hub (see
+//! `hub.rs`) steps it when its socket has an event or something is due.
 
-use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 
 use super::client::Client;
+use super::hub::{Parked, SessionWake};
 use super::pool::PoolRuntime;
 use super::redis::RedisSession;
-use super::stream::Stream;
+use super::stream::ClientSocket;
 use super::worker::{WorkerRuntime, SWEEP_PERIOD};
 use super::{memcache, Protocol};
 
@@ -21,6 +20,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_OUTSTANDING: usize = 64 * 1024;
 /// Stop reading a client while this many reply bytes wait for it to read them.
 const MAX_READY_BYTES: usize = 4 * 1024 * 1024;
+/// Reads a step makes from a client that keeps sending before the others
+/// get their turn.
+const READS_PER_STEP: usize = 8;
 
 /// What parsing a client's buffer did.
 pub struct Dispatched {
@@ -61,61 +63,6 @@ impl Dispatched {
     }
 }
 
-/// How a session ended.
-enum Ended {
-    /// The client left (or must be dropped).
-    Closed(Stop),
-    /// The client has been idle for a whole sweep period: park it.
-    Idle,
-}
-
-/// Serves one client until it leaves, the proxy shuts down, or it goes
-/// idle long enough to be parked. `authenticated`: a redis client that
-/// passed AUTH before it was parked.
-pub async fn run(
-    stream: Stream,
-    pool: Rc<PoolRuntime>,
-    worker: Rc<WorkerRuntime>,
-    authenticated: bool,
-) {
-    let stream = Rc::new(stream);
-    let client = Rc::new(Client::new(
-        pool.protocol,
-        pool.stats.clone(),
-        pool.index,
-        stream.clone(),
-    ));
-    let mut redis = RedisSession::resume(authenticated);
-    let ended = match serve(&stream, &client, &pool, &worker, &mut redis).await {
-        Ok(ended) => ended,
-        Err(e) => {
-            crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
-            Ended::Closed(Stop::Error)
-        }
-    };
-    client.close();
-    drop(client);
-    match ended {
-        Ended::Closed(stop) => client_closed(&pool, stop),
-        // `serve` parks only when nothing but the session holds the client,
-        // so the socket is the session's alone again.
-        Ended::Idle => match Rc::try_unwrap(stream).map(Stream::into_parked) {
-            Ok(Ok(socket)) => worker.park_idle(socket, pool.index, redis.authenticated()),
-            Ok(Err(e)) => {
-                crate::log_info!("client of pool '{}' closed: {e}", pool.config.name);
-                client_closed(&pool, Stop::Error);
-            }
-            Err(_) => {
-                crate::log_error!(
-                    "client of pool '{}' closed: still referenced when parked",
-                    pool.config.name
-                );
-                client_closed(&pool, Stop::Error);
-            }
-        },
-    }
-}
-
 /// Counts a client as connected (at accept).
 pub fn client_opened(pool: &PoolRuntime) {
     pool.pool_stats().client_connections.inc();
@@ -135,129 +82,282 @@ pub fn client_closed(pool: &PoolRuntime, ended: Stop) {
     pool.clients.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn serve(
-    stream: &Stream,
-    client: &Rc<Client>,
-    pool: &Rc<PoolRuntime>,
-    worker: &WorkerRuntime,
-    redis: &mut RedisSession,
-) -> io::Result<Ended> {
-    let mut input: Vec<u8> = Vec::new();
-    let mut need = 0usize;
-    let mut reading = true;
-    let mut ended = Stop::Quit;
-    // A sweep woke the session. Buffers a burst grew are kept while the
-    // client is active (a run of big replies reuses them instead of mapping
-    // fresh pages for each) and given back at the first sweep that finds it idle.
-    let mut swept = false;
-    // This client's mark for the coalescer's count of clients per period.
-    let mut counted = super::coalesce::NOT_COUNTED;
-    // The worker's signal: made once and polled only to register (then kept
-    // until it fires), rather than made per wait; a signal is told by the
-    // worker's count of them, not by polling the future.
-    let mut signal = pin!(worker.signalled());
-    let mut signal_registered = false;
-    let mut signals_seen = worker.signals();
-    loop {
-        if reading && worker.shutting_down() {
-            // Shutdown: stop taking requests, finish the ones in flight.
-            reading = false;
-        }
-        let flushed = client.flush()?;
-        if !reading && flushed && client.outstanding() == 0 {
-            return Ok(Ended::Closed(ended));
-        }
-        let idle = flushed && client.outstanding() == 0 && input.is_empty();
-        if idle {
-            // Quiet for a whole sweep period (checked when a sweep wakes the
-            // session), and no reply batch still holds the client: park.
-            if client.quiet_for() >= SWEEP_PERIOD && Rc::strong_count(client) == 1 {
-                return Ok(Ended::Idle);
-            }
-            if swept {
-                // Idle at a sweep: give big buffers back (nutcracker never does).
-                input = Vec::new();
-                client.shrink();
-            }
-        }
-        swept = false;
-        let room = client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
-        // Not reading: the session moves on only as replies go out, so it
-        // must be woken for those a server connection writes itself.
-        client.await_replies(!(reading && room));
-        // The first of these that is ready, in this order.
-        let woke = poll_fn(|cx| {
-            if reading && room {
-                if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
-                    return Poll::Ready(ready.map(|()| Woke::Readable));
-                }
-            }
-            if !flushed {
-                if let Poll::Ready(ready) = stream.poll_write_ready(cx) {
-                    return Poll::Ready(ready.map(|()| Woke::Writable));
-                }
-            }
-            if flushed && client.wake.poll(cx).is_ready() {
-                return Poll::Ready(Ok(Woke::Replies));
-            }
-            if reading {
-                let fired = worker.signals() != signals_seen
-                    || (!signal_registered && signal.as_mut().poll(cx).is_ready());
-                signal_registered = true;
-                if fired {
-                    signals_seen = worker.signals();
-                    signal.set(worker.signalled());
-                    signal_registered = false;
-                    return Poll::Ready(Ok(Woke::Signal));
-                }
-            }
-            Poll::Pending
+/// Why a session is stepped.
+#[derive(Clone, Copy)]
+pub enum Why {
+    /// Its socket had an event: `readable` when there may be bytes, an EOF
+    /// or an error to read; `closed` when the peer closed its side or the
+    /// socket failed (which stays so: a read will tell).
+    Event { readable: bool, closed: bool },
+    /// A [`SessionWake`]: replies to send, or to wait for.
+    Wake,
+    /// A worker signal: an idle sweep or the shutdown.
+    Signal,
+}
+
+/// What a step left the session waiting for.
+pub enum Outcome {
+    /// An event, a wake-up or a signal.
+    Wait,
+    /// Nothing: it has more to read, after the other clients' turn.
+    Again,
+    /// The client left (or must be dropped).
+    Closed(Stop),
+    /// The client has been idle for a whole sweep period: park it.
+    Idle,
+}
+
+/// A client being served.
+pub struct Session {
+    socket: Rc<ClientSocket>,
+    client: Rc<Client>,
+    pool: Rc<PoolRuntime>,
+    redis: RedisSession,
+    /// Bytes of a request not complete yet.
+    input: Input,
+    /// The length `input` must reach before parsing is worth trying again.
+    need: usize,
+    /// Still taking requests (not after quit, EOF or shutdown).
+    reading: bool,
+    /// How the client ends once it stops reading.
+    ended: Stop,
+    /// A sweep came: buffers a burst grew are kept while the client is
+    /// active (a run of big replies reuses them instead of mapping fresh
+    /// pages for each) and given back at the first sweep that finds it idle.
+    swept: bool,
+    /// This client's mark for the coalescer's count of clients per period.
+    counted: u32,
+    /// The socket may have bytes: it had an event since a read last drained it.
+    readable: bool,
+    /// The peer closed its side, or the socket failed: reads go on until
+    /// they say so (an edge that will not come again).
+    read_closed: bool,
+}
+
+impl Session {
+    /// A session for a parked client that spoke (`None`: its pool is gone).
+    pub fn resume(parked: Parked, slot: u32, worker: &WorkerRuntime) -> Option<Box<Session>> {
+        let pool = worker.pools.get(parked.pool as usize)?.clone();
+        let socket = Rc::new(parked.socket);
+        let client = Rc::new(Client::new(
+            pool.protocol,
+            pool.stats.clone(),
+            pool.index,
+            socket.clone(),
+            SessionWake::new(&worker.hub, slot),
+        ));
+        Some(Box::new(Session {
+            socket,
+            client,
+            pool,
+            redis: RedisSession::resume(parked.authenticated),
+            input: Input::default(),
+            need: 0,
+            reading: true,
+            ended: Stop::Quit,
+            swept: false,
+            counted: super::coalesce::NOT_COUNTED,
+            readable: true,
+            read_closed: false,
+        }))
+    }
+
+    /// The session's reply queue.
+    pub fn client(&self) -> &Rc<Client> {
+        &self.client
+    }
+
+    /// The index of the client's pool in the worker.
+    pub fn pool_index(&self) -> u32 {
+        self.pool.index as u32
+    }
+
+    /// The client is gone: replies still on their way are dropped on arrival.
+    pub fn close(self: Box<Self>) {
+        self.client.close();
+    }
+
+    /// Gives up everything but the socket (`None`: something else still
+    /// holds it; [`Outcome::Idle`] comes only when nothing does).
+    pub fn park(self: Box<Self>) -> Option<Parked> {
+        let Session {
+            socket,
+            client,
+            pool,
+            redis,
+            ..
+        } = *self;
+        client.close();
+        drop(client);
+        Some(Parked {
+            socket: Rc::try_unwrap(socket).ok()?,
+            pool: pool.index as u32,
+            authenticated: redis.authenticated(),
         })
-        .await?;
-        match woke {
-            Woke::Readable => {
-                super::coalesce::count_client(&mut counted);
-                let mut requests = Requests {
-                    input: &mut input,
-                    need: &mut need,
-                    redis: &mut *redis,
-                };
-                match requests.read_and_dispatch(stream, client, pool) {
-                    Ok(Some(Some(stop))) => {
-                        ended = stop;
-                        reading = false;
-                    }
-                    Ok(Some(None)) => {}
-                    // EOF or half-close: answer the complete requests, drop a partial one.
-                    Ok(None) => reading = false,
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+    }
+
+    /// Does what `why` asks and whatever follows from it without waiting.
+    pub fn step(&mut self, worker: &WorkerRuntime, why: Why) -> Outcome {
+        match why {
+            Why::Event { readable, closed } => {
+                self.readable |= readable;
+                self.read_closed |= closed;
+            }
+            Why::Wake => {}
+            Why::Signal => self.swept = true,
+        }
+        match self.serve(worker) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                crate::log_info!("client of pool '{}' closed: {e}", self.pool.config.name);
+                Outcome::Closed(Stop::Error)
+            }
+        }
+    }
+
+    fn serve(&mut self, worker: &WorkerRuntime) -> io::Result<Outcome> {
+        let mut reads = 0;
+        loop {
+            if self.reading && worker.shutting_down() {
+                // Shutdown: stop taking requests, finish the ones in flight.
+                self.reading = false;
+            }
+            let client = &self.client;
+            let flushed = client.flush()?;
+            if !self.reading && flushed && client.outstanding() == 0 {
+                return Ok(Outcome::Closed(self.ended));
+            }
+            if flushed && client.outstanding() == 0 && self.input.is_empty() {
+                // Quiet for a whole sweep period (checked when a sweep steps
+                // the session), and no reply batch still holds the client: park.
+                if client.quiet_for() >= SWEEP_PERIOD && Rc::strong_count(client) == 1 {
+                    return Ok(Outcome::Idle);
                 }
-                if !reading {
-                    input = Vec::new();
-                    need = 0;
+                if self.swept {
+                    // Idle at a sweep: give big buffers back (nutcracker never does).
+                    self.input = Input::default();
+                    client.shrink();
                 }
             }
-            // Flushed at the top of the loop.
-            Woke::Writable | Woke::Replies => {}
-            // A shutdown or an idle sweep: both are checked at the top.
-            Woke::Signal => swept = true,
+            self.swept = false;
+            let room =
+                client.outstanding() < MAX_OUTSTANDING && client.ready_bytes() < MAX_READY_BYTES;
+            // Not reading: the session moves on only as replies go out, so it
+            // must be woken for those a server connection writes itself.
+            client.await_replies(!(self.reading && room));
+            if !(self.reading && room && (self.readable || self.read_closed)) {
+                return Ok(Outcome::Wait);
+            }
+            if reads == READS_PER_STEP {
+                return Ok(Outcome::Again);
+            }
+            reads += 1;
+            super::coalesce::count_client(&mut self.counted);
+            match self.read_and_dispatch()? {
+                Some(Some(stop)) => {
+                    self.ended = stop;
+                    self.reading = false;
+                }
+                Some(None) => {}
+                // EOF or half-close: answer the complete requests, drop a partial one.
+                None => self.reading = false,
+            }
+            if !self.reading {
+                self.input = Input::default();
+                self.need = 0;
+            }
+        }
+    }
+
+    /// Reads into `buf` what is available. `Ok(None)`: nothing now.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.socket.read(buf) {
+            Ok(n) => {
+                // A short read drained the socket: the next bytes bring an
+                // event (an EOF, once seen closed, does not: see `read_closed`).
+                if n < buf.len() {
+                    self.readable = false;
+                }
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }
 
-/// What a session's wait ended with.
-enum Woke {
-    /// The client sent something (or closed).
-    Readable,
-    /// The client's socket takes more of the replies waiting for it.
-    Writable,
-    /// A server connection left replies for the session to write.
-    Replies,
-    /// A shutdown or an idle sweep.
-    Signal,
+impl Session {
+    /// Reads what is available and routes every complete request.
+    /// `Ok(None)`: end of input; `Ok(Some(stop))`: whether to stop reading.
+    fn read_and_dispatch(&mut self) -> io::Result<Option<Option<Stop>>> {
+        if self.input.is_empty() {
+            return SCRATCH.with(|scratch| {
+                let mut buf = scratch.borrow_mut();
+                if buf.len() < SCRATCH_SIZE {
+                    buf.resize(SCRATCH_SIZE, 0);
+                }
+                let n = match self.read(&mut buf)? {
+                    Some(0) => return Ok(None),
+                    Some(n) => n,
+                    None => return Ok(Some(None)),
+                };
+                let done = self.dispatch(&buf[..n]);
+                if done.stop.is_none() && done.consumed < n {
+                    self.input.extend(&buf[done.consumed..n]);
+                    self.need = done.need.saturating_sub(done.consumed);
+                }
+                Ok(Some(done.stop))
+            });
+        }
+        let mut input = std::mem::take(&mut self.input);
+        let read = self.read(input.room());
+        let n = match read {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                self.input = input;
+                return Ok(Some(None));
+            }
+            Err(e) => {
+                self.input = input;
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            self.input = input;
+            return Ok(None);
+        }
+        input.filled += n;
+        if input.filled < self.need {
+            self.input = input;
+            return Ok(Some(None));
+        }
+        let done = self.dispatch(input.bytes());
+        if done.stop.is_some() || done.consumed == input.filled {
+            input.filled = 0;
+            self.need = 0;
+        } else {
+            input.consume(done.consumed);
+            self.need = done.need.saturating_sub(done.consumed);
+        }
+        self.input = input;
+        Ok(Some(done.stop))
+    }
+
+    fn dispatch(&mut self, input: &[u8]) -> Dispatched {
+        // One clock read for the whole batch of requests.
+        super::clock::tick();
+        self.client.touch();
+        match self.pool.protocol {
+            Protocol::Memcache => memcache::dispatch(&self.client, &self.pool, input),
+            Protocol::Redis => {
+                super::redis::dispatch(&self.client, &self.pool, input, &mut self.redis)
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -270,74 +370,48 @@ thread_local! {
 /// Size of the worker's shared read buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
 
-/// A client's input state while reading.
-struct Requests<'a> {
-    /// Bytes of a request not complete yet (empty between requests).
-    input: &'a mut Vec<u8>,
-    /// The length `input` must reach before parsing is worth trying again.
-    need: &'a mut usize,
-    redis: &'a mut RedisSession,
+/// The bytes of a request not complete yet: `bytes[..filled]`. The rest of
+/// `bytes` is room for reads, initialized once when it grows (reads take
+/// initialized memory, and zeroing only at growth keeps them from paying it
+/// again for every read).
+#[derive(Default)]
+struct Input {
+    bytes: Vec<u8>,
+    filled: usize,
 }
 
-impl Requests<'_> {
-    /// Reads what is available and routes every complete request.
-    /// `Ok(None)`: end of input; `Ok(Some(stop))`: whether to stop reading.
-    fn read_and_dispatch(
-        &mut self,
-        stream: &Stream,
-        client: &Rc<Client>,
-        pool: &Rc<PoolRuntime>,
-    ) -> io::Result<Option<Option<Stop>>> {
-        if self.input.is_empty() {
-            return SCRATCH.with(|scratch| {
-                let mut buf = scratch.borrow_mut();
-                buf.clear();
-                buf.reserve(SCRATCH_SIZE);
-                if stream.read_available(&mut buf)? == 0 {
-                    return Ok(None);
-                }
-                let done = self.dispatch(client, pool, &buf);
-                if done.stop.is_none() && done.consumed < buf.len() {
-                    self.input.extend_from_slice(&buf[done.consumed..]);
-                    *self.need = done.need.saturating_sub(done.consumed);
-                }
-                Ok(Some(done.stop))
-            });
-        }
-        if self.input.capacity() - self.input.len() < READ_CHUNK / 2 {
-            self.input.reserve(READ_CHUNK.max(self.input.len()));
-        }
-        if stream.read_available(self.input)? == 0 {
-            return Ok(None);
-        }
-        if self.input.len() < *self.need {
-            return Ok(Some(None));
-        }
-        let input = std::mem::take(self.input);
-        let done = self.dispatch(client, pool, &input);
-        *self.input = input;
-        if done.stop.is_some() || done.consumed == self.input.len() {
-            self.input.clear();
-            *self.need = 0;
-        } else {
-            self.input.drain(..done.consumed);
-            *self.need = done.need.saturating_sub(done.consumed);
-        }
-        Ok(Some(done.stop))
+impl Input {
+    fn is_empty(&self) -> bool {
+        self.filled == 0
     }
 
-    fn dispatch(
-        &mut self,
-        client: &Rc<Client>,
-        pool: &Rc<PoolRuntime>,
-        input: &[u8],
-    ) -> Dispatched {
-        // One clock read for the whole batch of requests.
-        super::clock::tick();
-        client.touch();
-        match pool.protocol {
-            Protocol::Memcache => memcache::dispatch(client, pool, input),
-            Protocol::Redis => super::redis::dispatch(client, pool, input, self.redis),
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.filled]
+    }
+
+    /// Appends `more` (the start of a request a read left incomplete).
+    fn extend(&mut self, more: &[u8]) {
+        let end = self.filled + more.len();
+        if self.bytes.len() < end {
+            self.bytes.resize(end.max(READ_CHUNK), 0);
         }
+        self.bytes[self.filled..end].copy_from_slice(more);
+        self.filled = end;
+    }
+
+    /// Room for the next read: at least half a [`READ_CHUNK`], and growing
+    /// with what is held (so a huge request takes few reads).
+    fn room(&mut self) -> &mut [u8] {
+        if self.bytes.len() - self.filled < READ_CHUNK / 2 {
+            let grown = self.filled + READ_CHUNK.max(self.filled);
+            self.bytes.resize(grown, 0);
+        }
+        &mut self.bytes[self.filled..]
+    }
+
+    /// Drops the first `n` bytes (requests dispatched).
+    fn consume(&mut self, n: usize) {
+        self.bytes.copy_within(n..self.filled, 0);
+        self.filled -= n;
     }
 }

@@ -1,17 +1,17 @@
-//! One type for TCP and unix-domain sockets, client or server side.
+//! One type for TCP and unix-domain sockets: [`Stream`] for server
+//! connections (registered in the runtime, one task each) and
+//! [`ClientSocket`] for clients (bare, in the worker's client hub).
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
-use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 use rustcracker_config::ServerAddress;
 
-use super::park::ParkedSocket;
-
-/// A connected socket of either family.
+/// A server connection's socket, of either family.
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -23,23 +23,6 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
-        }
-    }
-
-    /// Polls for read readiness: cheaper than a [`Stream::readable`] future made afresh for
-    /// every wait (the task's waker goes in the socket's one reader slot, not a waiter list).
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Tcp(s) => s.poll_read_ready(cx),
-            Stream::Unix(s) => s.poll_read_ready(cx),
-        }
-    }
-
-    /// Polls for write readiness (see [`Stream::poll_read_ready`]).
-    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Tcp(s) => s.poll_write_ready(cx),
-            Stream::Unix(s) => s.poll_write_ready(cx),
         }
     }
 
@@ -84,30 +67,6 @@ impl Stream {
         }
     }
 
-    /// Writes what the kernel takes now of `bufs`, in order (one `writev`).
-    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_write_vectored(bufs),
-            Stream::Unix(s) => s.try_write_vectored(bufs),
-        }
-    }
-
-    /// Leaves the runtime: the bare socket, for the parking lot.
-    pub fn into_parked(self) -> io::Result<ParkedSocket> {
-        Ok(match self {
-            Stream::Tcp(s) => ParkedSocket::Tcp(s.into_std()?),
-            Stream::Unix(s) => ParkedSocket::Unix(s.into_std()?),
-        })
-    }
-
-    /// Back from the parking lot into the runtime.
-    pub fn from_parked(socket: ParkedSocket) -> io::Result<Stream> {
-        Ok(match socket {
-            ParkedSocket::Tcp(s) => Stream::Tcp(TcpStream::from_std(s)?),
-            ParkedSocket::Unix(s) => Stream::Unix(UnixStream::from_std(s)?),
-        })
-    }
-
     /// Connects to a backend, resolving its host name anew (so DNS changes are
     /// picked up on reconnect, as nutcracker does). TCP gets `TCP_NODELAY` and,
     /// when asked, `SO_KEEPALIVE`.
@@ -138,4 +97,46 @@ impl Stream {
 
 async fn connect_unix(path: &Path) -> io::Result<UnixStream> {
     UnixStream::connect(path).await
+}
+
+/// A client's socket, of either family: non-blocking and without a runtime
+/// registration (the worker's client hub watches it; see `hub.rs`).
+pub enum ClientSocket {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl ClientSocket {
+    /// Reads what is available into `buf`.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => (&*s).read(buf),
+            ClientSocket::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    /// Writes what the kernel takes now.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => (&*s).write(buf),
+            ClientSocket::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    /// Writes what the kernel takes now of `bufs`, in order (one `writev`).
+    pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => (&*s).write_vectored(bufs),
+            ClientSocket::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+}
+
+impl AsRawFd for ClientSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            ClientSocket::Tcp(s) => s.as_raw_fd(),
+            ClientSocket::Unix(s) => s.as_raw_fd(),
+        }
+    }
 }

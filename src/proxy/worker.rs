@@ -1,4 +1,4 @@
-//! What one worker's tasks share: its pools, its parking lot, the count of
+//! What one worker's tasks share: its pools, its client hub, the count of
 //! live sessions, and the signals that reach every session (shutdown, idle
 //! sweeps).
 
@@ -14,12 +14,12 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::stats::WorkerStats;
 
-use super::park::{Parked, ParkedSocket, ParkingLot};
+use super::hub::{Hub, Parked};
 use super::pool::PoolRuntime;
 use super::session::{self, Stop};
-use super::stream::Stream;
+use super::stream::ClientSocket;
 
-/// How often idle clients are swept into the parking lot. A client is
+/// How often idle clients are swept and parked. A client is
 /// parked by the first sweep that finds it quiet for a whole period (so
 /// after 1 to 2 periods of silence): rarely enough that a client talking
 /// every few hundred milliseconds never pays for parking.
@@ -38,18 +38,17 @@ pub struct WorkerRuntime {
     pub stats: Arc<WorkerStats>,
     /// Client sessions running now (a shutdown waits for them).
     pub active: Cell<usize>,
-    lot: ParkingLot,
+    /// Every client of the worker, active or parked.
+    pub hub: Hub,
     shutdown: Cell<bool>,
-    /// Wakes sessions for a shutdown or a sweep.
+    /// Wakes the listeners for a shutdown.
     signal: Notify,
-    /// Counts the signals, so a session tells one happened without polling `signal`.
-    signals: Cell<u64>,
     /// Idle sessions parked (and freed) since the heap was last trimmed.
     idle_parked: Cell<usize>,
 }
 
 impl WorkerRuntime {
-    /// A worker with an empty parking lot; call inside the worker's runtime.
+    /// A worker with an empty client hub; call inside the worker's runtime.
     pub fn new(
         pools: Vec<Rc<PoolRuntime>>,
         stats: Arc<WorkerStats>,
@@ -58,10 +57,9 @@ impl WorkerRuntime {
             pools,
             stats,
             active: Cell::new(0),
-            lot: ParkingLot::new()?,
+            hub: Hub::new()?,
             shutdown: Cell::new(false),
             signal: Notify::new(),
-            signals: Cell::new(0),
             idle_parked: Cell::new(0),
         })
     }
@@ -76,15 +74,10 @@ impl WorkerRuntime {
         self.signal.notified()
     }
 
-    /// How many shutdown and sweep signals there have been.
-    pub fn signals(&self) -> u64 {
-        self.signals.get()
-    }
-
     /// Signals every session (and whatever waits in [`WorkerRuntime::signalled`]).
     fn signal_all(&self) {
-        self.signals.set(self.signals.get() + 1);
         self.signal.notify_waiters();
+        self.hub.signal();
     }
 
     /// Tells every session and listener of the worker to wind down.
@@ -93,102 +86,42 @@ impl WorkerRuntime {
         self.signal_all();
     }
 
-    /// Serves a client with a new session task.
-    pub fn serve(self: &Rc<Self>, stream: Stream, pool: usize, authenticated: bool) {
-        let Some(pool) = self.pools.get(pool).cloned() else {
-            return;
-        };
-        self.active.set(self.active.get() + 1);
-        let worker = self.clone();
-        tokio::task::spawn_local(async move {
-            session::run(stream, pool, worker.clone(), authenticated).await;
-            worker.active.set(worker.active.get() - 1);
-        });
-    }
-
-    /// Parks a client just accepted: it waits in the lot until it speaks.
-    pub fn park_new(self: &Rc<Self>, socket: ParkedSocket, pool: usize) {
-        self.park(socket, pool, false, false);
-    }
-
-    /// Parks a client whose session went idle; the memory the session freed
-    /// counts towards the next heap trim.
-    pub fn park_idle(self: &Rc<Self>, socket: ParkedSocket, pool: usize, authenticated: bool) {
-        self.park(socket, pool, authenticated, true);
-    }
-
-    /// Parks a client; if the lot cannot take it, it is served by a session
-    /// right away.
-    fn park(self: &Rc<Self>, socket: ParkedSocket, pool: usize, authenticated: bool, freed: bool) {
+    /// Takes a client just accepted: it waits parked until it speaks.
+    pub fn admit(&self, socket: ClientSocket, pool: usize) {
         let client = Parked {
             socket,
             pool: pool as u32,
-            authenticated,
+            authenticated: false,
         };
-        match self.lot.park(client) {
-            Ok(()) => {
-                self.stats.parked_clients.inc();
-                if freed {
-                    self.idle_parked.set(self.idle_parked.get() + 1);
-                }
-            }
+        match self.hub.admit(client) {
+            Ok(()) => self.stats.parked_clients.inc(),
             Err((client, e)) => {
-                crate::log_debug!("parking a client failed, serving it: {e}");
-                self.unpark(client);
-            }
-        }
-    }
-
-    /// Gives a parked client that spoke a session again.
-    fn unpark(self: &Rc<Self>, client: Parked) {
-        let pool = client.pool as usize;
-        match Stream::from_parked(client.socket) {
-            Ok(stream) => self.serve(stream, pool, client.authenticated),
-            Err(e) => {
-                crate::log_info!("client closed: {e}");
-                if let Some(pool) = self.pools.get(pool) {
+                crate::log_error!("client closed: {e}");
+                if let Some(pool) = self.pools.get(client.pool as usize) {
                     session::client_closed(pool, Stop::Error);
                 }
             }
         }
     }
 
-    /// The worker's housekeeping task: wakes parked clients that spoke, runs
-    /// the idle sweeps, and closes parked clients at shutdown.
+    /// A session went idle and parked: the memory it freed counts towards
+    /// the next heap trim.
+    pub fn parked_idle(&self) {
+        self.idle_parked.set(self.idle_parked.get() + 1);
+    }
+
+    /// The worker's housekeeping task: runs the idle sweeps and trims the
+    /// heap after them.
     pub async fn housekeeping(self: Rc<Self>) {
-        let mut events = ParkingLot::events();
         let mut sweep = pin!(sleep_until(Instant::now() + SWEEP_PERIOD));
         let mut trim = pin!(sleep_until(Instant::now() + SWEEP_PERIOD));
         let mut trim_armed = false;
         loop {
             if self.shutting_down() {
-                for client in self.lot.drain() {
-                    self.stats.parked_clients.add(-1);
-                    if let Some(pool) = self.pools.get(client.pool as usize) {
-                        session::client_closed(pool, Stop::Quit);
-                    }
-                }
                 return;
             }
             tokio::select! {
                 biased;
-                guard = self.lot.readable() => {
-                    let mut guard = match guard {
-                        Ok(guard) => guard,
-                        Err(e) => {
-                            crate::log_error!("parking lot failed: {e}");
-                            return;
-                        }
-                    };
-                    let taken = self.lot.take_ready(&mut events, |client| {
-                        self.stats.parked_clients.add(-1);
-                        self.unpark(client);
-                    });
-                    if let Err(e) = taken {
-                        crate::log_error!("parking lot failed: {e}");
-                    }
-                    guard.clear_ready();
-                }
                 _ = &mut sweep => {
                     sweep.as_mut().reset(Instant::now() + SWEEP_PERIOD);
                     super::merge::Merge::sweep();
