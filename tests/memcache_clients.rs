@@ -175,6 +175,64 @@ fn slow_reader_gets_every_reply_and_does_not_stall_others() {
     }
 }
 
+/// A client that sends without pause (every read of it finds more) takes its
+/// turn with the others: a second client is answered while the first one's
+/// stream goes on, and the first one gets every reply, in order.
+#[test]
+fn client_that_never_pauses_takes_turns_with_others() {
+    for threads in ["1", "2"] {
+        let setup = setup(2, &["--threads", threads]);
+        let mut other = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        other.write_all(b"set turn 0 0 2\r\nok\r\n").unwrap();
+        assert_eq!(read_len(&mut other, 8), b"STORED\r\n");
+
+        // 4 MB of gets, written by one thread while another reads the replies.
+        let flood = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        let batch = b"get turn\r\n".repeat(10_000);
+        let batches = 40;
+        let mut writer_side = flood.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            for _ in 0..batches {
+                writer_side.write_all(&batch).unwrap();
+            }
+        });
+        let mut reader_side = flood;
+        reader_side
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let reader = std::thread::spawn(move || {
+            let one = b"VALUE turn 0 2\r\nok\r\nEND\r\n";
+            let mut buf = vec![0u8; 1 << 16];
+            let mut carry = Vec::new();
+            let mut replies = 0usize;
+            while replies < 10_000 * batches {
+                let n = reader_side.read(&mut buf).expect("flood replies stopped");
+                assert!(n > 0, "flood client closed after {replies} replies");
+                carry.extend_from_slice(&buf[..n]);
+                let whole = carry.len() / one.len();
+                for reply in carry[..whole * one.len()].chunks(one.len()) {
+                    assert_eq!(reply, one, "flood reply {replies}");
+                    replies += 1;
+                }
+                carry.drain(..whole * one.len());
+            }
+            replies
+        });
+        // While the flood is on, the other client is served, request by request.
+        for i in 0..50 {
+            other.write_all(b"get turn\r\n").unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&read_len(&mut other, 25)),
+                "VALUE turn 0 2\r\nok\r\nEND\r\n",
+                "other client, request {i}"
+            );
+        }
+        writer.join().unwrap();
+        assert_eq!(reader.join().unwrap(), 10_000 * batches);
+        drop(setup.backends);
+    }
+}
+
 /// After `quit`, or when the client half-closes, the replies owed still
 /// arrive and then the proxy closes the connection at once, even when the
 /// last reply comes from a server (written straight to the client's socket).

@@ -296,11 +296,17 @@ fn take_events(worker: &Rc<WorkerRuntime>, later: &mut Vec<u32>) -> io::Result<(
     let hub = &worker.hub;
     let mut events = hub.events.borrow_mut();
     loop {
-        hub.ready
+        let polled = hub
+            .ready
             .get_ref()
             .poll
             .borrow_mut()
-            .poll(&mut events, Some(Duration::ZERO))?;
+            .poll(&mut events, Some(Duration::ZERO));
+        match polled {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
         let mut count = 0;
         for event in events.iter() {
             count += 1;
