@@ -95,11 +95,11 @@ pub enum Why {
     Signal,
 }
 
-/// What a step left the session waiting for.
+/// How a step ended.
 pub enum Outcome {
-    /// An event, a wake-up or a signal.
+    /// The session waits for an event, a wake-up or a signal.
     Wait,
-    /// Nothing: it has more to read, after the other clients' turn.
+    /// It has more to read: it goes on after the other clients' turn.
     Again,
     /// The client left (or must be dropped).
     Closed(Stop),
