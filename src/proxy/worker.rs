@@ -41,7 +41,7 @@ pub struct WorkerRuntime {
     /// Every client of the worker, active or parked.
     pub hub: Hub,
     shutdown: Cell<bool>,
-    /// Wakes the listeners for a shutdown.
+    /// Wakes the listeners and the housekeeping for the shutdown.
     signal: Notify,
     /// Idle sessions parked (and freed) since the heap was last trimmed.
     idle_parked: Cell<usize>,
@@ -69,21 +69,16 @@ impl WorkerRuntime {
         self.shutdown.get()
     }
 
-    /// Resolves at the next shutdown or sweep signal.
+    /// Resolves at the shutdown.
     pub fn signalled(&self) -> Notified<'_> {
         self.signal.notified()
-    }
-
-    /// Signals every session (and whatever waits in [`WorkerRuntime::signalled`]).
-    fn signal_all(&self) {
-        self.signal.notify_waiters();
-        self.hub.signal();
     }
 
     /// Tells every session and listener of the worker to wind down.
     pub fn shut_down(&self) {
         self.shutdown.set(true);
-        self.signal_all();
+        self.signal.notify_waiters();
+        self.hub.signal();
     }
 
     /// Takes a client just accepted: it waits parked until it speaks.
@@ -127,7 +122,7 @@ impl WorkerRuntime {
                     super::merge::Merge::sweep();
                     // Fresh time for the sessions' idle checks.
                     super::clock::tick();
-                    self.signal_all();
+                    self.hub.signal();
                     // The sessions just signalled park as they run, a few
                     // microseconds each; the memory they free is given back
                     // once they all have (a yield here would resume after
