@@ -269,28 +269,6 @@ impl Session {
         }
     }
 
-    /// Reads into `buf` what is available. `Ok(None)`: nothing now.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.socket.read(buf) {
-            Ok(n) => {
-                // A short read drained the socket: the next bytes bring an
-                // event (an EOF, once seen closed, does not: see `read_closed`).
-                if n < buf.len() {
-                    self.readable = false;
-                }
-                Ok(Some(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.readable = false;
-                Ok(None)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Session {
     /// Reads what is available and routes every complete request.
     /// `Ok(None)`: end of input; `Ok(Some(stop))`: whether to stop reading.
     fn read_and_dispatch(&mut self) -> io::Result<Option<Option<Stop>>> {
@@ -300,12 +278,12 @@ impl Session {
                 if buf.len() < SCRATCH_SIZE {
                     buf.resize(SCRATCH_SIZE, 0);
                 }
-                let n = match self.read(&mut buf)? {
+                let n = match read(&self.socket, &mut self.readable, &mut buf)? {
                     Some(0) => return Ok(None),
                     Some(n) => n,
                     None => return Ok(Some(None)),
                 };
-                let done = self.dispatch(&buf[..n]);
+                let done = dispatch(&self.client, &self.pool, &mut self.redis, &buf[..n]);
                 if done.stop.is_none() && done.consumed < n {
                     self.input.extend(&buf[done.consumed..n]);
                     self.need = done.need.saturating_sub(done.consumed);
@@ -313,50 +291,64 @@ impl Session {
                 Ok(Some(done.stop))
             });
         }
-        let mut input = std::mem::take(&mut self.input);
-        let read = self.read(input.room());
-        let n = match read {
-            Ok(Some(n)) => n,
-            Ok(None) => {
-                self.input = input;
-                return Ok(Some(None));
-            }
-            Err(e) => {
-                self.input = input;
-                return Err(e);
-            }
+        let n = match read(&self.socket, &mut self.readable, self.input.room())? {
+            Some(0) => return Ok(None),
+            Some(n) => n,
+            None => return Ok(Some(None)),
         };
-        if n == 0 {
-            self.input = input;
-            return Ok(None);
-        }
-        input.filled += n;
-        if input.filled < self.need {
-            self.input = input;
+        self.input.filled += n;
+        if self.input.filled < self.need {
             return Ok(Some(None));
         }
-        let done = self.dispatch(input.bytes());
-        if done.stop.is_some() || done.consumed == input.filled {
-            input.filled = 0;
+        let done = dispatch(
+            &self.client,
+            &self.pool,
+            &mut self.redis,
+            self.input.bytes(),
+        );
+        if done.stop.is_some() || done.consumed == self.input.filled {
+            self.input.filled = 0;
             self.need = 0;
         } else {
-            input.consume(done.consumed);
+            self.input.consume(done.consumed);
             self.need = done.need.saturating_sub(done.consumed);
         }
-        self.input = input;
         Ok(Some(done.stop))
     }
+}
 
-    fn dispatch(&mut self, input: &[u8]) -> Dispatched {
-        // One clock read for the whole batch of requests.
-        super::clock::tick();
-        self.client.touch();
-        match self.pool.protocol {
-            Protocol::Memcache => memcache::dispatch(&self.client, &self.pool, input),
-            Protocol::Redis => {
-                super::redis::dispatch(&self.client, &self.pool, input, &mut self.redis)
+/// Reads into `buf` what `socket` has. `Ok(None)`: nothing now. A short read
+/// drained the socket, so `readable` is cleared: the next bytes bring an
+/// event (an EOF, once seen closed, does not: see `Session::read_closed`).
+fn read(socket: &ClientSocket, readable: &mut bool, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match socket.read(buf) {
+        Ok(n) => {
+            if n < buf.len() {
+                *readable = false;
             }
+            Ok(Some(n))
         }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            *readable = false;
+            Ok(None)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Routes every complete request in `input` (one clock read for the batch).
+fn dispatch(
+    client: &Rc<Client>,
+    pool: &Rc<PoolRuntime>,
+    redis: &mut RedisSession,
+    input: &[u8],
+) -> Dispatched {
+    super::clock::tick();
+    client.touch();
+    match pool.protocol {
+        Protocol::Memcache => memcache::dispatch(client, pool, input),
+        Protocol::Redis => super::redis::dispatch(client, pool, input, redis),
     }
 }
 
