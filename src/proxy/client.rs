@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
+use super::clock::Micros;
 use super::errno::Failure;
 use super::hub::SessionWake;
 use super::merge::Merge;
@@ -71,7 +72,7 @@ struct ClientState {
 /// When a request was parsed, and its command (for the latency histograms).
 #[derive(Clone, Copy)]
 pub struct Timing {
-    pub at: Instant,
+    pub at: Micros,
     pub command: u16,
 }
 
@@ -118,7 +119,7 @@ impl Client {
     pub fn reserve(&self, command: u16) -> u64 {
         let mut st = self.state.borrow_mut();
         st.slots.push_back(Slot::Waiting(Timing {
-            at: super::clock::now(),
+            at: super::clock::now_us(),
             command,
         }));
         st.base_seq + st.slots.len() as u64 - 1
@@ -129,7 +130,7 @@ impl Client {
         self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
         let timing = Timing {
-            at: super::clock::now(),
+            at: super::clock::now_us(),
             command,
         };
         st.slots.push_back(Slot::Merge(merge, timing));
@@ -157,13 +158,13 @@ impl Client {
 
     /// The reply for request `seq`; `backend` is how long servers took on it
     /// (zero for replies the proxy made itself).
-    pub fn complete(self: &Rc<Self>, seq: u64, reply: &[u8], backend: Duration) {
+    pub fn complete(self: &Rc<Self>, seq: u64, reply: &[u8], backend: Micros) {
         self.complete_with(seq, backend, |buf| buf.extend_from_slice(reply));
     }
 
     /// The reply for retrieval `seq` that was part of a combined line: its
     /// `VALUE` blocks, then `END`.
-    pub fn complete_values(self: &Rc<Self>, seq: u64, body: &[u8], backend: Duration) {
+    pub fn complete_values(self: &Rc<Self>, seq: u64, body: &[u8], backend: Micros) {
         self.complete_with(seq, backend, |buf| {
             buf.extend_from_slice(body);
             buf.extend_from_slice(b"END\r\n");
@@ -171,12 +172,7 @@ impl Client {
     }
 
     /// The reply for request `seq`, written by `write`.
-    fn complete_with(
-        self: &Rc<Self>,
-        seq: u64,
-        backend: Duration,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) {
+    fn complete_with(self: &Rc<Self>, seq: u64, backend: Micros, write: impl FnOnce(&mut Vec<u8>)) {
         let st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
@@ -194,7 +190,7 @@ impl Client {
         self: &Rc<Self>,
         mut st: RefMut<'_, ClientState>,
         index: usize,
-        backend: Duration,
+        backend: Micros,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Option<Slot> {
         if let Some(Slot::Waiting(timing) | Slot::Merge(_, timing)) = st.slots.get(index) {
@@ -232,7 +228,7 @@ impl Client {
         self.pool_stats().forward_error.inc();
         let mut reply = Vec::with_capacity(48);
         self.protocol.error_reply(&failure.message(), &mut reply);
-        self.complete(seq, &reply, Duration::ZERO);
+        self.complete(seq, &reply, 0);
     }
 
     /// One fragment's outcome for the split request `seq` (`framed`: where
@@ -243,7 +239,7 @@ impl Client {
         fragment: u32,
         outcome: Result<&[u8], Failure>,
         framed: Framed<'_>,
-        backend: Duration,
+        backend: Micros,
     ) {
         let mut st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
@@ -289,19 +285,18 @@ impl Client {
     }
 
     /// Records a finished request in the latency histograms.
-    fn record(&self, timing: Timing, backend: Duration) {
-        let total = super::clock::now().saturating_duration_since(timing.at);
-        let us = |d: Duration| d.as_micros().min(u128::from(u64::MAX)) as u64;
+    fn record(&self, timing: Timing, backend: Micros) {
+        let total = super::clock::now_us().saturating_sub(timing.at);
         if let Some(h) = self
             .stats
             .request_latency
             .get(self.pool)
             .and_then(|p| p.get(usize::from(timing.command)))
         {
-            h.record_us(us(total));
+            h.record_us(total);
         }
         if let Some(h) = self.stats.proxy_latency.get(self.pool) {
-            h.record_us(us(total.saturating_sub(backend)));
+            h.record_us(total.saturating_sub(backend));
         }
     }
 

@@ -3,10 +3,10 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::time::Duration;
 
 use rustcracker_memcache::ValueSpan;
 
+use super::clock::Micros;
 use super::errno::Failure;
 use super::{Framed, Protocol};
 
@@ -51,7 +51,7 @@ pub struct Merge {
     /// Per original key: the fragment it went to.
     key_fragments: Vec<usize>,
     /// The slowest fragment's server time.
-    backend: Duration,
+    backend: Micros,
     /// The merged reply's pieces for a vectored write: (fragment, start, end) in its reply,
     /// adjacent ranges of one fragment joined, and the bytes of the proxy's own before them
     /// (the redis array header; see [`Merge::write_vectored`]).
@@ -136,7 +136,7 @@ impl Merge {
                 keys: Vec::new(),
                 key_ends: Vec::new(),
                 key_fragments: Vec::new(),
-                backend: Duration::ZERO,
+                backend: 0,
                 pieces: Vec::new(),
                 head: Vec::new(),
             })
@@ -155,7 +155,7 @@ impl Merge {
         merge.keys.clear();
         merge.key_ends.clear();
         merge.key_fragments.clear();
-        merge.backend = Duration::ZERO;
+        merge.backend = 0;
         merge
     }
 
@@ -200,7 +200,7 @@ impl Merge {
         fragment: u32,
         outcome: Result<&[u8], Failure>,
         framed: Framed<'_>,
-        backend: Duration,
+        backend: Micros,
     ) -> bool {
         self.backend = self.backend.max(backend);
         let Some(part) = self.parts.get_mut(fragment as usize) else {
@@ -251,7 +251,7 @@ impl Merge {
     }
 
     /// The slowest fragment's server time.
-    pub fn backend(&self) -> Duration {
+    pub fn backend(&self) -> Micros {
         self.backend
     }
 
@@ -580,13 +580,13 @@ mod tests {
                     first,
                     Ok(replies[first as usize]),
                     Framed::Values(&first_spans),
-                    Duration::ZERO
+                    0
                 ));
                 assert!(merge.add(
                     last,
                     Ok(replies[last as usize]),
                     Framed::Values(&last_spans),
-                    Duration::from_millis(2)
+                    2_000
                 ));
                 // Only the first reply was copied.
                 assert_eq!(merge.data, replies[first as usize]);
@@ -596,7 +596,7 @@ mod tests {
                 let failed = merge.finish(Protocol::Memcache, last_reply, last_framed, &mut out);
                 assert!(!failed);
                 assert_eq!(out, [&b"earlier reply\r\n"[..], MERGED].concat());
-                assert_eq!(merge.backend(), Duration::from_millis(2));
+                assert_eq!(merge.backend(), 2_000);
                 // The vectored write sends the same bytes.
                 assert_eq!(write_all(&mut merge, last_reply, last_framed), MERGED);
                 Merge::recycle(merge);
@@ -626,15 +626,10 @@ mod tests {
                     merge.push_key(key, fragment);
                 }
                 let first_framed = Framed::Elements(&first_ends);
-                assert!(!merge.add(
-                    first,
-                    Ok(replies[first as usize]),
-                    first_framed,
-                    Duration::ZERO
-                ));
+                assert!(!merge.add(first, Ok(replies[first as usize]), first_framed, 0));
                 let last_framed = Framed::Elements(&last_ends);
                 let last_reply = replies[last as usize];
-                assert!(merge.add(last, Ok(last_reply), last_framed, Duration::ZERO));
+                assert!(merge.add(last, Ok(last_reply), last_framed, 0));
                 let mut out = Vec::new();
                 assert!(!merge.finish(Protocol::Redis, last_reply, last_framed, &mut out));
                 assert_eq!(out, merged);
@@ -647,8 +642,8 @@ mod tests {
     #[test]
     fn a_failed_last_fragment_fails_the_request() {
         let mut merge = abc();
-        assert!(!merge.add(0, Ok(FRAGMENT_0), Framed::NONE, Duration::ZERO));
-        assert!(merge.add(1, Err(Failure::REFUSED), Framed::NONE, Duration::ZERO));
+        assert!(!merge.add(0, Ok(FRAGMENT_0), Framed::NONE, 0));
+        assert!(merge.add(1, Err(Failure::REFUSED), Framed::NONE, 0));
         let mut out = Vec::new();
         assert!(merge.finish(Protocol::Memcache, &[], Framed::NONE, &mut out));
         assert!(out.starts_with(b"SERVER_ERROR "), "{out:?}");
@@ -658,7 +653,7 @@ mod tests {
     fn big_buffers_are_kept_while_used_and_given_back_by_an_idle_sweep() {
         let big = vec![b'x'; 200 * 1024];
         let mut merge = Merge::new(MergeKind::RedisSum, 2);
-        merge.add(0, Ok(&big), Framed::NONE, Duration::ZERO);
+        merge.add(0, Ok(&big), Framed::NONE, 0);
         let held = merge.buffer_bytes();
         assert!(held >= big.len());
         let before = pooled_bytes();
@@ -683,7 +678,7 @@ mod tests {
         let mut merges = Vec::new();
         for _ in 0..(POOL_BYTES_MAX / big.len() + 4) {
             let mut merge = Merge::new(MergeKind::RedisSum, 2);
-            merge.add(0, Ok(&big), Framed::NONE, Duration::ZERO);
+            merge.add(0, Ok(&big), Framed::NONE, 0);
             merges.push(merge);
         }
         merges.into_iter().for_each(Merge::recycle);

@@ -25,6 +25,7 @@ use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
 
 use super::client::{Client, ReplyBatchGuard};
+use super::clock::Micros;
 use super::combine::{self, Cut};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
@@ -48,7 +49,7 @@ impl Pending {
     /// Hands the reply (or the failure) to the client; `framed`: where its
     /// parts are, as framing it found them (for a merge); `backend`: the
     /// time the server took.
-    fn deliver(self, outcome: Result<&[u8], Failure>, framed: Framed<'_>, backend: Duration) {
+    fn deliver(self, outcome: Result<&[u8], Failure>, framed: Framed<'_>, backend: Micros) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             match outcome {
@@ -62,7 +63,7 @@ impl Pending {
 
     /// Hands a member of a combined retrieval its `VALUE` blocks (the
     /// client's reply is `body` then `END`), which are at `spans` in `body`.
-    fn deliver_values(self, body: &[u8], spans: &[ValueSpan], backend: Duration) {
+    fn deliver_values(self, body: &[u8], spans: &[ValueSpan], backend: Micros) {
         let Some(client) = self.client else { return };
         if self.fragment == WHOLE {
             client.complete_values(self.seq, body, backend);
@@ -78,7 +79,7 @@ struct Waiting {
     pending: Pending,
     /// Its length in bytes (as the client sent it), for the queue gauges.
     len: u32,
-    queued: Instant,
+    queued: Micros,
     /// Bytes of the connection's `keys` that are this request's keys: set
     /// for the members of a combined retrieval, else 0.
     keys: u32,
@@ -367,7 +368,7 @@ impl ServerConnection {
             st.fifo.push_back(Waiting {
                 pending: p,
                 len: len as u32,
-                queued: Instant::from_std(super::clock::now()),
+                queued: super::clock::now_us(),
                 keys,
                 joined,
             });
@@ -394,7 +395,7 @@ impl ServerConnection {
             st.fifo.push_front(Waiting {
                 pending: internal,
                 len: 0,
-                queued: Instant::from_std(super::clock::now()),
+                queued: super::clock::now_us(),
                 keys: 0,
                 joined: false,
             });
@@ -403,9 +404,9 @@ impl ServerConnection {
 
     /// Counts the reply (`len` bytes) to request `waiting`, which leaves the
     /// FIFO; returns how long the server took on it.
-    fn replied(&self, waiting: &Waiting, len: usize, arrived: Instant) -> Duration {
+    fn replied(&self, waiting: &Waiting, len: usize, arrived: Micros) -> Micros {
         super::coalesce::count_event();
-        let waited = arrived.saturating_duration_since(waiting.queued);
+        let waited = arrived.saturating_sub(waiting.queued);
         if waiting.pending.client.is_none() {
             return waited;
         }
@@ -414,7 +415,7 @@ impl ServerConnection {
         stats.response_bytes.add(len as i64);
         stats.out_queue.add(-1);
         stats.out_queue_bytes.add(-i64::from(waiting.len));
-        self.stats.latency().record_us(waited.as_micros() as u64);
+        self.stats.latency().record_us(waited);
         let mut st = self.state.borrow_mut();
         st.outstanding.requests -= 1;
         st.outstanding.bytes -= i64::from(waiting.len);
@@ -430,7 +431,7 @@ impl ServerConnection {
         group: &mut Group,
         reply: &[u8],
         reply_spans: &[ValueSpan],
-        arrived: Instant,
+        arrived: Micros,
     ) -> Result<(), Failure> {
         let Group {
             members,
@@ -470,11 +471,9 @@ impl ServerConnection {
                         .pending
                         .deliver_values(&reply[body.clone()], spans, waited);
                 }
-                (Cut::Invalid, _) => {
-                    member
-                        .pending
-                        .deliver(Err(Failure::INVALID), Framed::NONE, Duration::ZERO)
-                }
+                (Cut::Invalid, _) => member
+                    .pending
+                    .deliver(Err(Failure::INVALID), Framed::NONE, 0),
                 // `Cut::Same`: an error reply, the same for every member.
                 _ => {
                     let waited = self.replied(&member, reply.len(), arrived);
@@ -516,9 +515,7 @@ impl ServerConnection {
         };
         let _batch = ReplyBatchGuard::open();
         for waiting in fifo {
-            waiting
-                .pending
-                .deliver(Err(failure), Framed::NONE, Duration::ZERO);
+            waiting.pending.deliver(Err(failure), Framed::NONE, 0);
         }
     }
 }
@@ -787,7 +784,8 @@ async fn serve(
                     continue;
                 }
                 // One clock read per batch of replies, for the latency histogram.
-                let arrived = Instant::from_std(super::clock::tick());
+                super::clock::tick();
+                let arrived = super::clock::now_us();
                 // Clients answered in this batch are written to when it ends.
                 let _batch = ReplyBatchGuard::open();
                 loop {
@@ -882,7 +880,7 @@ mod tests {
                     deadline: None,
                 },
                 len: 0,
-                queued: Instant::now(),
+                queued: 0,
                 keys: joined.unwrap_or(0),
                 joined: joined.is_some(),
             });
