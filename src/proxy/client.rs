@@ -441,11 +441,19 @@ impl ReplyBatchGuard {
 
 impl Drop for ReplyBatchGuard {
     fn drop(&mut self) {
-        REPLY_BATCH.with(|batch| batch.borrow_mut().open = false);
-        // The list keeps its capacity: no allocation per batch.
-        while let Some(client) = REPLY_BATCH.with(|batch| batch.borrow_mut().clients.pop()) {
+        // In the order the clients' replies came, so the oldest request's
+        // reply goes out first. The batch is closed while they are written:
+        // nothing joins the list meanwhile.
+        let mut clients = REPLY_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            batch.open = false;
+            std::mem::take(&mut batch.clients)
+        });
+        for client in clients.drain(..) {
             client.send_from_batch();
         }
+        // The list goes back with its capacity: no allocation per batch.
+        REPLY_BATCH.with(|batch| batch.borrow_mut().clients = clients);
     }
 }
 
