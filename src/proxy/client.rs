@@ -453,7 +453,12 @@ impl Drop for ReplyBatchGuard {
             client.send_from_batch();
         }
         // The list goes back with its capacity: no allocation per batch.
-        REPLY_BATCH.with(|batch| batch.borrow_mut().clients = clients);
+        REPLY_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            if batch.clients.is_empty() {
+                batch.clients = clients;
+            }
+        });
     }
 }
 
