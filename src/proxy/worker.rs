@@ -92,10 +92,15 @@ impl WorkerRuntime {
             Ok(()) => self.stats.parked_clients.inc(),
             Err((client, e)) => {
                 crate::log_error!("client closed: {e}");
-                if let Some(pool) = self.pools.get(client.pool as usize) {
-                    session::client_closed(pool, Stop::Error);
-                }
+                self.client_gone(client.pool, Stop::Error);
             }
+        }
+    }
+
+    /// Counts a client of pool number `pool` as gone, by `stop`.
+    pub fn client_gone(&self, pool: u32, stop: Stop) {
+        if let Some(pool) = self.pools.get(pool as usize) {
+            session::client_closed(pool, stop);
         }
     }
 
