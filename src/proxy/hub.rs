@@ -36,7 +36,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use tokio::io::unix::AsyncFd;
 
-use super::session::{Outcome, Session, Stop, Why};
+use super::session::{self, Outcome, Session, Stop, Why};
 use super::stream::ClientSocket;
 use super::worker::WorkerRuntime;
 
@@ -339,7 +339,7 @@ fn step(worker: &Rc<WorkerRuntime>, slot: u32, why: Why, later: &mut Vec<u32>) {
             if worker.shutting_down() {
                 // Shutdown: parked clients have nothing in flight.
                 worker.stats.parked_clients.add(-1);
-                worker.client_gone(parked.pool, Stop::Quit);
+                client_gone(worker, parked.pool, Stop::Quit);
                 hub.put(slot, Entry::Free);
                 return;
             }
@@ -355,7 +355,7 @@ fn step(worker: &Rc<WorkerRuntime>, slot: u32, why: Why, later: &mut Vec<u32>) {
                     session
                 }
                 None => {
-                    worker.client_gone(pool, Stop::Error);
+                    client_gone(worker, pool, Stop::Error);
                     hub.put(slot, Entry::Free);
                     return;
                 }
@@ -376,7 +376,7 @@ fn step(worker: &Rc<WorkerRuntime>, slot: u32, why: Why, later: &mut Vec<u32>) {
             let pool = session.pool_index();
             session.close();
             worker.active.set(worker.active.get() - 1);
-            worker.client_gone(pool, stop);
+            client_gone(worker, pool, stop);
             hub.put(slot, Entry::Free);
         }
         Outcome::Idle => {
@@ -390,10 +390,16 @@ fn step(worker: &Rc<WorkerRuntime>, slot: u32, why: Why, later: &mut Vec<u32>) {
                 }
                 None => {
                     crate::log_error!("client closed: still referenced when parked");
-                    worker.client_gone(pool, Stop::Error);
+                    client_gone(worker, pool, Stop::Error);
                     hub.put(slot, Entry::Free);
                 }
             }
         }
+    }
+}
+
+fn client_gone(worker: &WorkerRuntime, pool: u32, stop: Stop) {
+    if let Some(pool) = worker.pools.get(pool as usize) {
+        session::client_closed(pool, stop);
     }
 }

@@ -92,15 +92,10 @@ impl WorkerRuntime {
             Ok(()) => self.stats.parked_clients.inc(),
             Err((client, e)) => {
                 crate::log_error!("client closed: {e}");
-                self.client_gone(client.pool, Stop::Error);
+                if let Some(pool) = self.pools.get(client.pool as usize) {
+                    session::client_closed(pool, Stop::Error);
+                }
             }
-        }
-    }
-
-    /// Counts a client of pool number `pool` as gone, by `stop`.
-    pub fn client_gone(&self, pool: u32, stop: Stop) {
-        if let Some(pool) = self.pools.get(pool as usize) {
-            session::client_closed(pool, stop);
         }
     }
 
