@@ -227,17 +227,18 @@ impl Session {
             if !self.reading && flushed && client.outstanding() == 0 {
                 return Ok(Outcome::Closed(self.ended));
             }
-            if flushed && client.outstanding() == 0 && self.input.is_empty() {
-                // Quiet for a whole sweep period (checked when a sweep steps
-                // the session), and no reply batch still holds the client: park.
+            // Only a sweep's step asks whether the client is idle: the
+            // question costs a clock subtraction, and a step for a request
+            // would ask it every time.
+            if self.swept && flushed && client.outstanding() == 0 && self.input.is_empty() {
+                // Quiet for a whole sweep period, and no reply batch still
+                // holds the client: park.
                 if client.quiet_for() >= SWEEP_PERIOD && Rc::strong_count(client) == 1 {
                     return Ok(Outcome::Idle);
                 }
-                if self.swept {
-                    // Idle at a sweep: give big buffers back (nutcracker never does).
-                    self.input = Input::default();
-                    client.shrink();
-                }
+                // Idle at a sweep: give big buffers back (nutcracker never does).
+                self.input = Input::default();
+                client.shrink();
             }
             self.swept = false;
             let room =
