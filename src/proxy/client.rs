@@ -13,7 +13,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
@@ -66,7 +66,7 @@ struct ClientState {
     /// How many slots point into `early`.
     early_count: usize,
     /// When the client last sent requests or was sent replies (for parking).
-    active_at: Instant,
+    active_at: Micros,
 }
 
 /// When a request was parsed, and its command (for the latency histograms).
@@ -119,7 +119,7 @@ impl Client {
     pub fn reserve(&self, command: u16) -> u64 {
         let mut st = self.state.borrow_mut();
         st.slots.push_back(Slot::Waiting(Timing {
-            at: super::clock::now_us(),
+            at: super::clock::now(),
             command,
         }));
         st.base_seq + st.slots.len() as u64 - 1
@@ -130,7 +130,7 @@ impl Client {
         self.pool_stats().fragments.add(merge.fragments() as i64);
         let mut st = self.state.borrow_mut();
         let timing = Timing {
-            at: super::clock::now_us(),
+            at: super::clock::now(),
             command,
         };
         st.slots.push_back(Slot::Merge(merge, timing));
@@ -286,7 +286,7 @@ impl Client {
 
     /// Records a finished request in the latency histograms.
     fn record(&self, timing: Timing, backend: Micros) {
-        let total = super::clock::now_us().saturating_sub(timing.at);
+        let total = super::clock::now().saturating_sub(timing.at);
         if let Some(h) = self
             .stats
             .request_latency
@@ -366,7 +366,8 @@ impl Client {
 
     /// How long since the client last sent requests or was sent replies.
     pub fn quiet_for(&self) -> Duration {
-        super::clock::now().saturating_duration_since(self.state.borrow().active_at)
+        let since = self.state.borrow().active_at;
+        Duration::from_micros(super::clock::now().saturating_sub(since))
     }
 
     /// Replies still owed (requests not yet answered).

@@ -2,47 +2,66 @@
 //! server's batch of replies), not once per request. Deadlines and latencies
 //! are as precise as a batch, and a request costs no clock read.
 //!
-//! Latencies are kept as [`Micros`], a plain count of microseconds: a request
-//! then costs a subtraction, not `Instant` arithmetic and a `u128` conversion
-//! (~150 instructions a request at pipeline 1, callgrind).
+//! Times are [`Micros`], a plain count of microseconds of the monotonic
+//! clock: a request's timestamp, deadline and latency are then an addition
+//! or a subtraction, not `Instant` arithmetic (normalised seconds and
+//! nanoseconds) and `u128` conversions. Reading the clock is one
+//! `clock_gettime` (vDSO) and one multiply-add. Only the rare timer that a
+//! task sleeps on converts a time back to an [`Instant`] ([`instant_at`]).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// A time on the worker's clock: microseconds since the process first read it.
+/// A time on the monotonic clock (`CLOCK_MONOTONIC`, as `Instant` reads it), in microseconds.
 pub type Micros = u64;
 
-/// The clock's zero: the first [`tick`] of any thread.
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-thread_local! {
-    static NOW: Cell<Option<(Instant, Micros)>> = const { Cell::new(None) };
+/// An `Instant` and the [`Micros`] read with it: converts the one into the other.
+struct Anchor {
+    instant: Instant,
+    us: Micros,
 }
 
-/// Reads the clock and remembers the time for [`now`] and [`now_us`].
-pub fn tick() -> Instant {
-    let now = Instant::now();
-    let epoch = *EPOCH.get_or_init(|| now);
-    // Saturating: another thread may have set the epoch a moment after this read.
-    let us = now.saturating_duration_since(epoch).as_micros() as Micros;
-    NOW.with(|c| c.set(Some((now, us))));
+static ANCHOR: OnceLock<Anchor> = OnceLock::new();
+
+thread_local! {
+    static NOW: Cell<Option<Micros>> = const { Cell::new(None) };
+}
+
+/// Reads the monotonic clock, not remembering it.
+pub fn read() -> Micros {
+    // Reading the monotonic clock does not fail on Linux (glibc answers from the vDSO).
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        // Both fields are non-negative for the monotonic clock.
+        Ok(t) => (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1_000,
+        Err(_) => 0,
+    }
+}
+
+/// Reads the clock and remembers the time for [`now`].
+pub fn tick() -> Micros {
+    let now = read();
+    NOW.with(|c| c.set(Some(now)));
     now
 }
 
 /// The time of the last [`tick`] on this thread (reads the clock if there was none).
-pub fn now() -> Instant {
-    NOW.with(|c| c.get()).map_or_else(tick, |(now, _)| now)
+pub fn now() -> Micros {
+    NOW.with(|c| c.get()).unwrap_or_else(tick)
 }
 
-/// [`now`] in [`Micros`].
-pub fn now_us() -> Micros {
-    match NOW.with(|c| c.get()) {
-        Some((_, us)) => us,
-        None => {
-            tick();
-            NOW.with(|c| c.get()).map_or(0, |(_, us)| us)
-        }
+/// The time `us` as an [`Instant`], for a timer to sleep until.
+pub fn instant_at(us: Micros) -> Instant {
+    let anchor = ANCHOR.get_or_init(|| Anchor {
+        instant: Instant::now(),
+        us: read(),
+    });
+    match us.checked_sub(anchor.us) {
+        Some(after) => anchor.instant + Duration::from_micros(after),
+        None => anchor
+            .instant
+            .checked_sub(Duration::from_micros(anchor.us - us))
+            .unwrap_or(anchor.instant),
     }
 }
 
@@ -51,16 +70,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn micros_follow_the_ticks() {
-        let first = {
-            tick();
-            now_us()
-        };
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        assert_eq!(now_us(), first, "no tick, no new time");
-        tick();
-        let second = now_us();
+    fn the_remembered_time_moves_only_with_ticks() {
+        let first = tick();
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(now(), first, "no tick, no new time");
+        let second = tick();
+        assert_eq!(now(), second);
         assert!(second >= first + 3_000, "{first} then {second}");
         assert!(second < first + 3_000_000);
+    }
+
+    #[test]
+    fn micros_and_instants_are_one_clock() {
+        let before = Instant::now();
+        let us = read();
+        let after = Instant::now();
+        let at = instant_at(us);
+        // The conversion is exact to within the anchor's two reads (a microsecond or so).
+        let slack = Duration::from_millis(1);
+        assert!(at + slack >= before && at <= after + slack);
+        assert_eq!(
+            instant_at(us + 2_000_000).duration_since(at),
+            Duration::from_secs(2)
+        );
+        assert!(instant_at(0) <= at);
     }
 }

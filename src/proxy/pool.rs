@@ -5,9 +5,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use rustcracker_config::Pool;
 use rustcracker_hash::Router;
@@ -15,6 +12,7 @@ use rustcracker_hash::Router;
 use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::client::Client;
+use super::clock::{self, Micros};
 use super::server::{Pending, ServerConnection, ServerRuntime};
 use super::Protocol;
 
@@ -25,11 +23,11 @@ pub struct PoolRuntime {
     pub servers: Vec<Rc<ServerRuntime>>,
     router: RefCell<Router>,
     /// Per server: ejected until this instant.
-    ejected_until: RefCell<Vec<Option<Instant>>>,
+    ejected_until: RefCell<Vec<Option<Micros>>>,
     /// The earliest re-admission time, when any server is ejected.
-    next_rebuild: Cell<Option<Instant>>,
-    /// Request deadline offset (`timeout:`).
-    pub timeout: Option<Duration>,
+    next_rebuild: Cell<Option<Micros>>,
+    /// Request deadline offset (`timeout:`), in microseconds.
+    pub timeout: Option<Micros>,
     /// Clients of this pool across all workers (for `client_connections`).
     pub clients: Arc<AtomicUsize>,
     /// The longest redis routing key (nutcracker's mbuf-derived limit, from `-m`).
@@ -65,7 +63,7 @@ impl PoolRuntime {
             } else {
                 Protocol::Memcache
             },
-            timeout: config.timeout_ms.map(Duration::from_millis),
+            timeout: config.timeout_ms.map(|ms| ms.saturating_mul(1000)),
             servers,
             router: RefCell::new(router),
             ejected_until: RefCell::new(vec![None; config.servers.len()]),
@@ -82,7 +80,7 @@ impl PoolRuntime {
     /// The server for `key`, or `None` when every server is ejected.
     pub fn route(&self, key: &[u8]) -> Option<&Rc<ServerRuntime>> {
         if let Some(at) = self.next_rebuild.get() {
-            if Instant::from_std(super::clock::now()) > at {
+            if clock::now() > at {
                 self.readmit();
             }
         }
@@ -107,9 +105,8 @@ impl PoolRuntime {
     }
 
     /// The deadline of a request queued now.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.timeout
-            .map(|t| Instant::from_std(super::clock::now()) + t)
+    pub fn deadline(&self) -> Option<Micros> {
+        self.timeout.map(|t| clock::now() + t)
     }
 
     /// A server connection closed on a failure: count it, and eject the
@@ -124,7 +121,7 @@ impl PoolRuntime {
             return;
         }
         server.failures.set(0);
-        let until = Instant::now() + Duration::from_millis(self.config.server_retry_timeout_ms);
+        let until = clock::read() + self.config.server_retry_timeout_ms.saturating_mul(1000);
         crate::log_warn!(
             "server '{}' of pool '{}' ejected for {} ms after {failures} failures",
             server.config.pname,
@@ -136,7 +133,7 @@ impl PoolRuntime {
         self.stats.pools[self.index].1[server.index]
             .server_ejected_at
             .set(crate::stats::now_micros());
-        self.rebuild(Instant::now());
+        self.rebuild(clock::read());
     }
 
     /// A server connection is up: a redis pool sends AUTH / SELECT first.
@@ -145,7 +142,7 @@ impl PoolRuntime {
             return;
         }
         // A connect completes outside any batch: fresh time for the AUTH/SELECT deadline.
-        super::clock::tick();
+        clock::tick();
         let count =
             usize::from(self.config.redis_auth.is_some()) + usize::from(self.config.redis_db > 0);
         if count > 0 {
@@ -158,13 +155,13 @@ impl PoolRuntime {
     }
 
     fn readmit(&self) {
-        self.rebuild(Instant::now());
+        self.rebuild(clock::read());
     }
 
     /// Rebuilds the router with every server whose retry time has passed.
-    fn rebuild(&self, now: Instant) {
+    fn rebuild(&self, now: Micros) {
         let mut ejected = self.ejected_until.borrow_mut();
-        let mut next = None::<Instant>;
+        let mut next = None::<Micros>;
         let live: Vec<bool> = ejected
             .iter_mut()
             .enumerate()

@@ -42,7 +42,7 @@ pub struct Pending {
     pub seq: u64,
     /// Fragment index within a split request, or [`WHOLE`].
     pub fragment: u32,
-    pub deadline: Option<Instant>,
+    pub deadline: Option<Micros>,
 }
 
 impl Pending {
@@ -368,7 +368,7 @@ impl ServerConnection {
             st.fifo.push_back(Waiting {
                 pending: p,
                 len: len as u32,
-                queued: super::clock::now_us(),
+                queued: super::clock::now(),
                 keys,
                 joined,
             });
@@ -381,7 +381,7 @@ impl ServerConnection {
 
     /// Puts the proxy's own requests (redis AUTH / SELECT) ahead of everything
     /// queued; their `count` replies are swallowed.
-    pub fn prepend(&self, request: &[u8], count: usize, deadline: Option<Instant>) {
+    pub fn prepend(&self, request: &[u8], count: usize, deadline: Option<Micros>) {
         let mut st = self.state.borrow_mut();
         st.out.splice(0..0, request.iter().copied());
         st.open = None;
@@ -395,7 +395,7 @@ impl ServerConnection {
             st.fifo.push_front(Waiting {
                 pending: internal,
                 len: 0,
-                queued: super::clock::now_us(),
+                queued: super::clock::now(),
                 keys: 0,
                 joined: false,
             });
@@ -679,7 +679,7 @@ async fn serve(
     let mut reader = ResponseReader::new(pool.protocol);
     let mut group = Group::default();
     let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
-    let mut armed: Option<Instant> = None;
+    let mut armed: Option<Micros> = None;
     loop {
         // Requests were queued during this round of the runtime (by clients,
         // or while this task handed out replies): first let every other ready
@@ -748,7 +748,7 @@ async fn serve(
                 .front()
                 .and_then(|w| w.pending.deadline)
             {
-                timer.as_mut().reset(d);
+                timer.as_mut().reset(super::clock::instant_at(d).into());
                 armed = Some(d);
             }
         }
@@ -784,8 +784,7 @@ async fn serve(
                     continue;
                 }
                 // One clock read per batch of replies, for the latency histogram.
-                super::clock::tick();
-                let arrived = super::clock::now_us();
+                let arrived = super::clock::tick();
                 // Clients answered in this batch are written to when it ends.
                 let _batch = ReplyBatchGuard::open();
                 loop {
@@ -851,7 +850,7 @@ async fn serve(
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
                 let head = conn.state.borrow().fifo.front().and_then(|w| w.pending.deadline);
-                if head.is_some_and(|d| d <= Instant::now()) {
+                if head.is_some_and(|d| d <= super::clock::read()) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);
                 }
