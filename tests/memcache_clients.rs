@@ -507,7 +507,20 @@ fn replies_wait_in_order_behind_a_stopped_server() {
         if on.iter().all(|keys| keys.len() >= 2) {
             break;
         }
-        assert!(i < 1000, "ketama put no key on some server");
+        if i == 1000 {
+            // Say what the proxy saw: its per-server counters.
+            let mut stats = String::new();
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", setup._proxy.stats_port)) {
+                let _ = s.read_to_string(&mut stats);
+            }
+            let ports: Vec<u16> = setup.backends.iter().map(|b| b.port).collect();
+            let counts: Vec<usize> = on.iter().map(Vec::len).collect();
+            panic!(
+                "ketama put no key on some server: keys per server {counts:?}, servers {ports:?}, \
+                 proxy {}, stats {stats}",
+                setup.port
+            );
+        }
         let key = format!("order{i}");
         c.write_all(format!("set {key} 0 0 {}\r\n{key}\r\n", key.len()).as_bytes())
             .unwrap();
