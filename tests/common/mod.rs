@@ -24,19 +24,24 @@ pub fn nutcracker_bin() -> PathBuf {
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// A loopback TCP port that was free a moment ago. Ports come from 20000..32000
-/// (below Linux's ephemeral range, so outgoing connections never take them),
-/// spread by process id so parallel test binaries rarely collide.
+/// The tests' ports: below Linux's ephemeral range (from 32768), so outgoing connections never
+/// take them, and below the profiling rig's (`bench/rig`, from 31100), so the suite can run while
+/// the rig is up. (Both used to share 31100..32000: a full-suite run failed in a way no run of
+/// the test alone did while the rig's load generator was connecting to a port there.)
+const TEST_PORTS: std::ops::Range<u16> = 20000..31000;
+
+/// A loopback TCP port that was free a moment ago, from [`TEST_PORTS`], spread by process id
+/// so parallel test binaries rarely collide.
 pub fn free_port() -> u16 {
     if NEXT_PORT.load(Ordering::Relaxed) == 0 {
-        let seed = 20000 + (std::process::id() % 1100) as u16 * 10;
+        let seed = TEST_PORTS.start + (std::process::id() % 1000) as u16 * 10;
         let _ = NEXT_PORT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
     }
     loop {
         let mut port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        if port >= 32000 {
-            NEXT_PORT.store(20000, Ordering::Relaxed);
-            port = 20000;
+        if port >= TEST_PORTS.end {
+            NEXT_PORT.store(TEST_PORTS.start, Ordering::Relaxed);
+            port = TEST_PORTS.start;
         }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
