@@ -509,10 +509,7 @@ fn replies_wait_in_order_behind_a_stopped_server() {
         }
         if i == 1000 {
             // Say what the proxy saw: its per-server counters.
-            let mut stats = String::new();
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", setup._proxy.stats_port)) {
-                let _ = s.read_to_string(&mut stats);
-            }
+            let stats = common::stats_raw(setup._proxy.stats_port);
             let ports: Vec<u16> = setup.backends.iter().map(|b| b.port).collect();
             let counts: Vec<usize> = on.iter().map(Vec::len).collect();
             panic!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -223,19 +223,8 @@ impl Doc {
 // ---------------------------------------------------------------------------
 // Talking to the stats port and the proxies.
 
-/// What `nc host port </dev/null` does: connect, close the sending side, read
-/// everything.
-fn fetch_raw(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 fn fetch(port: u16) -> Doc {
-    Doc::parse(&fetch_raw(port))
+    Doc::parse(&common::stats_raw(port))
 }
 
 /// Fetches until `ready` holds (nutcracker publishes after its aggregation

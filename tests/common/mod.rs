@@ -336,6 +336,17 @@ impl Proxy {
     }
 }
 
+/// A stats port's whole answer, as `nc host port </dev/null` gets it: connect, close the
+/// sending side, read everything.
+pub fn stats_raw(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Reads from `s` until the bytes read end with `suffix` (or time runs out).
 pub fn read_until_suffix(s: &mut TcpStream, suffix: &[u8], timeout: Duration) -> Vec<u8> {
     let deadline = Instant::now() + timeout;
