@@ -50,13 +50,15 @@
 //! clocks; [`install`] hooks it into a tokio runtime.
 
 use std::cell::{Cell, RefCell};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::{self, Micros};
 
 /// Default `--coalesce`, in microseconds.
 pub const DEFAULT_WINDOW_US: u64 = 50;
 
 /// How long a period the load is measured over.
-const PERIOD: Duration = Duration::from_millis(10);
+const PERIOD: Micros = 10_000;
 /// Busy share of a period, and clients that sent requests in it, from
 /// which a worker starts coalescing.
 const START_LOAD: f64 = 0.3;
@@ -69,11 +71,12 @@ const MAX_COOLDOWN: u32 = 64;
 /// Whether to sleep before each wait for events.
 #[derive(Debug, Clone)]
 pub struct Coalescer {
-    window: Duration,
+    /// The window, in microseconds.
+    window: Micros,
     /// When the last wait for events began (after any sleep).
-    wait_began: Option<Instant>,
+    wait_began: Option<Micros>,
     /// When the last wait ended: the current round of work began.
-    round_began: Option<Instant>,
+    round_began: Option<Micros>,
     /// The event count when the current round began.
     round_events: u64,
     /// The last wait ended within one window.
@@ -85,8 +88,8 @@ pub struct Coalescer {
     /// The current period: when it began, how long the worker was busy in
     /// it (while not coalescing), its sleeps and the events served in the
     /// rounds after them.
-    period_began: Option<Instant>,
-    period_busy: Duration,
+    period_began: Option<Micros>,
+    period_busy: Micros,
     period_sleeps: u64,
     period_paid: u64,
     /// Periods left before coalescing may start again, and the wait after
@@ -101,7 +104,7 @@ impl Coalescer {
     /// A coalescer with the given window; a zero window never sleeps.
     pub fn new(window: Duration) -> Coalescer {
         Coalescer {
-            window,
+            window: u64::try_from(window.as_micros()).unwrap_or(u64::MAX),
             wait_began: None,
             round_began: None,
             round_events: 0,
@@ -109,7 +112,7 @@ impl Coalescer {
             slept: false,
             coalescing: false,
             period_began: None,
-            period_busy: Duration::ZERO,
+            period_busy: 0,
             period_sleeps: 0,
             period_paid: 0,
             cooldown: 0,
@@ -126,8 +129,8 @@ impl Coalescer {
     /// The worker is about to wait for events at `now`, having counted
     /// `events` so far and `clients` clients that sent requests in the
     /// current period: how long to sleep first.
-    pub fn before_wait(&mut self, now: Instant, events: u64, clients: u32) -> Option<Duration> {
-        if self.window.is_zero() {
+    pub fn before_wait(&mut self, now: Micros, events: u64, clients: u32) -> Option<Duration> {
+        if self.window == 0 {
             return None;
         }
         if self.slept {
@@ -135,11 +138,11 @@ impl Coalescer {
         }
         if !self.coalescing {
             if let Some(began) = self.round_began {
-                self.period_busy += now.saturating_duration_since(began);
+                self.period_busy += now.saturating_sub(began);
             }
         }
         let period_began = *self.period_began.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(period_began);
+        let elapsed = now.saturating_sub(period_began);
         if elapsed >= PERIOD {
             if self.coalescing {
                 // No sleeps at all (events came apart): nothing to judge.
@@ -155,26 +158,26 @@ impl Coalescer {
             } else if self.cooldown > 0 {
                 self.cooldown -= 1;
             } else {
-                let load = self.period_busy.as_secs_f64() / elapsed.as_secs_f64();
+                let load = self.period_busy as f64 / elapsed as f64;
                 self.coalescing = load >= START_LOAD && clients >= START_CLIENTS;
             }
             self.periods = self.periods.wrapping_add(1);
             self.period_began = Some(now);
-            self.period_busy = Duration::ZERO;
+            self.period_busy = 0;
             self.period_sleeps = 0;
             self.period_paid = 0;
         }
-        let nap = (self.coalescing && self.back_to_back).then_some(self.window);
-        self.slept = nap.is_some();
+        self.slept = self.coalescing && self.back_to_back;
         self.period_sleeps += u64::from(self.slept);
-        self.wait_began = Some(now + nap.unwrap_or_default());
-        nap
+        let nap = if self.slept { self.window } else { 0 };
+        self.wait_began = Some(now + nap);
+        self.slept.then(|| Duration::from_micros(nap))
     }
 
     /// The wait for events ended at `now`, with `events` counted so far.
-    pub fn after_wait(&mut self, now: Instant, events: u64) {
+    pub fn after_wait(&mut self, now: Micros, events: u64) {
         if let Some(began) = self.wait_began.take() {
-            self.back_to_back = now.saturating_duration_since(began) < self.window;
+            self.back_to_back = now.saturating_sub(began) < self.window;
         }
         self.round_began = Some(now);
         self.round_events = events;
@@ -228,7 +231,7 @@ pub fn install(
             let (period, clients) = CLIENTS.with(Cell::get);
             let (nap, next) = WORKER.with(|c| {
                 let mut c = c.borrow_mut();
-                (c.before_wait(Instant::now(), events, clients), c.period())
+                (c.before_wait(clock::read(), events, clients), c.period())
             });
             if next != period {
                 CLIENTS.with(|c| c.set((next, 0)));
@@ -239,7 +242,7 @@ pub fn install(
         })
         .on_thread_unpark(|| {
             let events = EVENTS.with(Cell::get);
-            WORKER.with(|c| c.borrow_mut().after_wait(Instant::now(), events));
+            WORKER.with(|c| c.borrow_mut().after_wait(clock::read(), events));
         })
 }
 
@@ -249,15 +252,15 @@ mod tests {
 
     const W: Duration = Duration::from_micros(50);
 
-    fn us(n: u64) -> Duration {
-        Duration::from_micros(n)
+    fn us(n: u64) -> Micros {
+        n
     }
 
     /// A worker loop in virtual time: each round takes `busy_us` and serves
     /// `events` events, then the worker waits `wait_us` (after any sleep).
     struct Loop {
         c: Coalescer,
-        t: Instant,
+        t: Micros,
         events: u64,
         /// Clients that send requests in each period.
         clients: u32,
@@ -267,7 +270,7 @@ mod tests {
         fn new() -> Loop {
             Loop {
                 c: Coalescer::new(W),
-                t: Instant::now(),
+                t: 1_000_000,
                 events: 0,
                 clients: 50,
             }
@@ -289,7 +292,7 @@ mod tests {
                 if let Some(nap) = self.c.before_wait(self.t, self.events, self.clients) {
                     assert_eq!(nap, W);
                     naps += 1;
-                    self.t += nap;
+                    self.t += nap.as_micros() as u64;
                 }
                 self.t += us(wait_us);
                 self.c.after_wait(self.t, self.events);
