@@ -308,6 +308,9 @@ impl Proxy {
             Flavor::Nutcracker => nutcracker_bin(),
             Flavor::Rustcracker => rustcracker_bin(),
         };
+        // The proxy's own log lines go to a file, shown if it does not come up (and on the
+        // test's stderr when asked for: TEST_PROXY_LOG=1).
+        let log = dir.path().join("proxy.log");
         let child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
@@ -315,23 +318,50 @@ impl Proxy {
             .arg(stats_port.to_string())
             .args(extra_args)
             .stdout(Stdio::null())
-            // The proxies' own log lines only when asked for (TEST_PROXY_LOG=1).
             .stderr(if std::env::var_os("TEST_PROXY_LOG").is_some() {
                 Stdio::inherit()
             } else {
-                Stdio::null()
+                Stdio::from(std::fs::File::create(&log).unwrap())
             })
             .spawn()
             .unwrap();
-        wait_for_port(wait_port);
+        let mut process = Process {
+            child,
+            name: format!("{flavor:?}"),
+        };
+        Proxy::wait_until_up(&mut process, wait_port, &log);
         Proxy {
             flavor,
             dir,
             stats_port,
-            process: Process {
-                child,
-                name: format!("{flavor:?}"),
-            },
+            process,
+        }
+    }
+
+    /// Waits until `port` accepts connections; if the proxy exits first or
+    /// 10 s pass, fails with what it logged.
+    fn wait_until_up(process: &mut Process, port: u16, log: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            let exited = process.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let logged = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = logged.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "{} is not listening on 127.0.0.1:{port} ({}); its log ends:\n{}",
+                    process.name,
+                    match exited {
+                        Some(status) => format!("it exited: {status}"),
+                        None => "still running after 10 s".to_string(),
+                    },
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
