@@ -311,11 +311,17 @@ impl Proxy {
         // The proxy's own log lines go to a file, shown if it does not come up (and on the
         // test's stderr when asked for: TEST_PROXY_LOG=1).
         let log = dir.path().join("proxy.log");
+        // More of its log for a hunt (TEST_PROXY_VERBOSITY=N: rustcracker's `-v N`).
+        let verbosity: Vec<String> = match std::env::var("TEST_PROXY_VERBOSITY") {
+            Ok(level) if flavor == Flavor::Rustcracker => vec!["-v".into(), level],
+            _ => Vec::new(),
+        };
         let child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
             .args(["-a", "127.0.0.1", "-s"])
             .arg(stats_port.to_string())
+            .args(&verbosity)
             .args(extra_args)
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_PROXY_LOG").is_some() {
@@ -338,6 +344,13 @@ impl Proxy {
         }
     }
 
+    /// The last `lines` lines the proxy logged (empty with TEST_PROXY_LOG set).
+    fn log_tail(log: &Path, lines: usize) -> String {
+        let logged = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = logged.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
     /// Waits until `port` accepts connections; if the proxy exits first or
     /// 10 s pass, fails with what it logged.
     fn wait_until_up(process: &mut Process, port: u16, log: &Path) {
@@ -348,9 +361,6 @@ impl Proxy {
             }
             let exited = process.child.try_wait().ok().flatten();
             if exited.is_some() || Instant::now() >= deadline {
-                let logged = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: Vec<&str> = logged.lines().rev().take(20).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
                     "{} is not listening on 127.0.0.1:{port} ({}); its log ends:\n{}",
                     process.name,
@@ -358,10 +368,28 @@ impl Proxy {
                         Some(status) => format!("it exited: {status}"),
                         None => "still running after 10 s".to_string(),
                     },
-                    tail.join("\n")
+                    Proxy::log_tail(log, 20)
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    /// A test that fails with a proxy running shows how the proxy ended: whether it is still
+    /// running, and the last lines it logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let state = match self.process.child.try_wait() {
+                Ok(Some(status)) => format!("exited: {status}"),
+                _ => "still running".to_string(),
+            };
+            eprintln!(
+                "{:?} proxy ({state}); its log ends:\n{}",
+                self.flavor,
+                Proxy::log_tail(&self.dir.path().join("proxy.log"), 30)
+            );
         }
     }
 }
