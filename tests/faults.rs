@@ -12,14 +12,23 @@ use std::time::{Duration, Instant};
 
 use common::{Flavor, Memcached, Proxy};
 
-/// Reads one memcache reply: a line, or VALUE blocks through END.
+/// Reads one memcache reply: a line, or VALUE blocks through END; `<closed>` at end of
+/// stream, `<read failed: …>` on a reset or when the read timeout passes.
 fn read_reply(r: &mut BufReader<TcpStream>) -> String {
     let mut out = String::new();
     loop {
         let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            out.push_str("<closed>");
-            return out;
+        match r.read_line(&mut line) {
+            Ok(0) => {
+                out.push_str("<closed>");
+                return out;
+            }
+            Ok(_) => {}
+            // A reset, or no reply within the read timeout: say which.
+            Err(e) => {
+                out.push_str(&format!("<read failed: {e}>"));
+                return out;
+            }
         }
         out.push_str(&line);
         if let Some(rest) = line.strip_prefix("VALUE ") {
