@@ -170,7 +170,7 @@ impl Coalescer {
         self.slept = self.coalescing && self.back_to_back;
         self.period_sleeps += u64::from(self.slept);
         let nap = if self.slept { self.window } else { 0 };
-        self.wait_began = Some(now + nap);
+        self.wait_began = Some(now.saturating_add(nap));
         self.slept.then(|| Duration::from_micros(nap))
     }
 
