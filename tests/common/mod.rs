@@ -25,9 +25,8 @@ pub fn nutcracker_bin() -> PathBuf {
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// The tests' ports: below Linux's ephemeral range (from 32768), so outgoing connections never
-/// take them, and below the profiling rig's (`bench/rig`, from 31100), so the suite can run while
-/// the rig is up. (Both used to share 31100..32000: a full-suite run failed in a way no run of
-/// the test alone did while the rig's load generator was connecting to a port there.)
+/// take them, and below the profiling rig's (`bench/rig`, from 31100), so the suite and the rig
+/// never pick the same port.
 const TEST_PORTS: std::ops::Range<u16> = 20000..31000;
 
 /// A loopback TCP port that was free a moment ago, from [`TEST_PORTS`], spread by process id
@@ -51,14 +50,27 @@ pub fn free_port() -> u16 {
 
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16) {
+    if let Err(why) = wait_listening(port, || None) {
+        panic!("127.0.0.1:{port}: {why}");
+    }
+}
+
+/// Polls `port` for up to 10 s until it accepts connections; stops early with what `gone`
+/// says when the listener can no longer come (its process exited).
+fn wait_listening(port: u16, mut gone: impl FnMut() -> Option<String>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
+        }
+        if let Some(why) = gone() {
+            return Err(why);
+        }
+        if Instant::now() >= deadline {
+            return Err("nothing listens after 10 s".to_string());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("nothing listens on 127.0.0.1:{port} after 10 s");
 }
 
 /// Starts a server on a free port and makes sure it is the one listening
@@ -335,7 +347,17 @@ impl Proxy {
             child,
             name: format!("{flavor:?}"),
         };
-        Proxy::wait_until_up(&mut process, wait_port, &log);
+        let exited = || {
+            let status = process.child.try_wait().ok().flatten()?;
+            Some(format!("it exited: {status}"))
+        };
+        if let Err(why) = wait_listening(wait_port, exited) {
+            panic!(
+                "{} is not listening on 127.0.0.1:{wait_port} ({why}); its log ends:\n{}",
+                process.name,
+                Proxy::log_tail(&log, 20)
+            );
+        }
         Proxy {
             flavor,
             dir,
@@ -349,30 +371,6 @@ impl Proxy {
         let logged = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = logged.lines().rev().take(lines).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Waits until `port` accepts connections; if the proxy exits first or
-    /// 10 s pass, fails with what it logged.
-    fn wait_until_up(process: &mut Process, port: u16, log: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            let exited = process.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() >= deadline {
-                panic!(
-                    "{} is not listening on 127.0.0.1:{port} ({}); its log ends:\n{}",
-                    process.name,
-                    match exited {
-                        Some(status) => format!("it exited: {status}"),
-                        None => "still running after 10 s".to_string(),
-                    },
-                    Proxy::log_tail(log, 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 }
 
