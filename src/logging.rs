@@ -179,6 +179,34 @@ pub fn write_record(file: &'static str, line: u32, args: fmt::Arguments<'_>) {
     };
 }
 
+/// Makes any panic end the process (SIGABRT) after logging it. Without
+/// this a panic in a worker's task is caught by the runtime, which goes on:
+/// that connection's requests would never be answered and its clients would
+/// hang, where an operator's supervisor would rather restart a proxy that
+/// crashed. The message goes to the log file too (a daemon's stderr is
+/// `/dev/null`).
+pub fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut buf = String::with_capacity(256);
+        push_timestamp(&mut buf, SystemTime::now());
+        let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {info}, aborting\n"));
+        // Not `lock()`: the panic may have come while this thread held it.
+        let sink = match SINK.try_lock() {
+            Ok(sink) => Some(sink),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut sink) = sink {
+            if let Sink::File { file: Some(f), .. } = &mut *sink {
+                let _ = f.write_all(buf.as_bytes());
+            }
+        }
+        default(info);
+        std::process::abort();
+    }));
+}
+
 /// Appends `[YYYY-MM-DD HH:MM:SS.mmm]` in local time.
 fn push_timestamp(buf: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();

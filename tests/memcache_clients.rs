@@ -380,6 +380,44 @@ fn black_hole_backend_times_out_every_request_on_the_connection() {
     drop(keep);
 }
 
+/// A server connection that sat idle for several timeouts, then got a
+/// request its server never answers: the request still times out after about
+/// `timeout` (the connection keeps its timer set while idle, since requests
+/// are written without waking its task).
+#[test]
+fn a_request_after_an_idle_spell_still_times_out() {
+    let backend = Memcached::start();
+    let port = common::free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 200\n  servers:\n   - {}:1\n",
+        backend.addr()
+    );
+    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"set a 0 0 1\r\nx\r\n").unwrap();
+    assert_eq!(read_len(&mut c, 8), b"STORED\r\n");
+    for idle_ms in [700, 130] {
+        std::thread::sleep(Duration::from_millis(idle_ms));
+        backend.signal("STOP");
+        let start = Instant::now();
+        c.write_all(b"get a\r\n").unwrap();
+        assert_eq!(
+            read_len(&mut c, 35),
+            b"SERVER_ERROR Connection timed out\r\n"
+        );
+        let took = start.elapsed();
+        // Not before its deadline, and not at some later timer's either.
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+            "timed out after {took:?}"
+        );
+        backend.signal("CONT");
+        // A new server connection serves the next request.
+        c.write_all(b"get a\r\n").unwrap();
+        assert_eq!(read_len(&mut c, 20), b"VALUE a 0 1\r\nx\r\nEND\r\n");
+    }
+}
+
 /// Errors are worded as nutcracker words them (glibc strerror).
 #[test]
 fn backend_errors_use_nutcracker_wording() {

@@ -158,6 +158,7 @@ fn serve(opts: Options) -> u8 {
         }
     }
     print_banner();
+    logging::abort_on_panic();
 
     let options = ProxyOptions {
         threads: opts.threads,

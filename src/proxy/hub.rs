@@ -39,6 +39,7 @@ use tokio::io::unix::AsyncFd;
 use super::session::{self, Outcome, Session, Stop, Why};
 use super::stream::ClientSocket;
 use super::worker::WorkerRuntime;
+use super::write_batch::WriteBatchGuard;
 
 /// A parked client: everything its next session needs.
 pub struct Parked {
@@ -251,6 +252,9 @@ pub async fn drive(worker: Rc<WorkerRuntime>) {
             Poll::Pending
         })
         .await;
+        // Requests the round queues leave in one write per server
+        // connection when it ends (before the yield below).
+        let batch = WriteBatchGuard::open();
         match ready {
             Some(Ok(mut guard)) => {
                 if let Err(e) = take_events(&worker, &mut later) {
@@ -284,6 +288,7 @@ pub async fn drive(worker: Rc<WorkerRuntime>) {
             }
             due.clear();
         }
+        drop(batch);
         if !later.is_empty() || hub.wakes.pending() {
             hub.wakes.due.borrow_mut().append(&mut later);
             tokio::task::yield_now().await;

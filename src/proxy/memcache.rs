@@ -108,7 +108,7 @@ fn combinable(command: Command) -> bool {
 /// `gets` as a line of its keys that may be combined with other clients',
 /// anything else as it came.
 fn queue<'k>(
-    conn: &ServerConnection,
+    conn: &Rc<ServerConnection>,
     command: Command,
     keys: impl Iterator<Item = &'k [u8]> + Clone,
     bytes: &[u8],

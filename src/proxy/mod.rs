@@ -24,6 +24,7 @@ mod session;
 mod split;
 mod stream;
 mod worker;
+mod write_batch;
 
 use std::io;
 use std::rc::Rc;

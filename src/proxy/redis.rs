@@ -150,7 +150,7 @@ fn forward(
 
 /// Queues a request, re-encoded as multi-bulk when it came inline.
 fn send(
-    conn: &ServerConnection,
+    conn: &Rc<ServerConnection>,
     bytes: &[u8],
     request: &Request,
     pending: Pending,

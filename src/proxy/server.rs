@@ -118,8 +118,11 @@ struct OpenLine {
 pub struct ServerConnection {
     state: RefCell<ConnectionState>,
     stats: ServerStatsRef,
-    /// Wakes the connection's task: new bytes to write.
+    /// Wakes the connection's task: bytes to write that the worker's write
+    /// batch did not take (see [`super::write_batch`]), or shutdown.
     wake: Notify,
+    /// The socket, once connected (the write batch writes to it too).
+    stream: RefCell<Option<Rc<Stream>>>,
 }
 
 struct ConnectionState {
@@ -143,6 +146,9 @@ struct ConnectionState {
     unwritten_replied: Queued,
     /// Requests written and awaiting their reply.
     outstanding: Queued,
+    /// A write outside the connection's task failed: the task ends the
+    /// connection with it.
+    write_error: Option<io::Error>,
 }
 
 /// The keys of a retrieval line `get k1 k2\r\n` (`gets …` when `gets`): `k1 k2`.
@@ -179,6 +185,7 @@ impl ConnectionState {
             unwritten: Queued::default(),
             unwritten_replied: Queued::default(),
             outstanding: Queued::default(),
+            write_error: None,
         }
     }
 
@@ -323,7 +330,7 @@ impl ServerStatsRef {
 
 impl ServerConnection {
     /// Queues request bytes, with the entry that receives the reply (none for `noreply`).
-    pub fn enqueue(&self, request: &[u8], pending: Option<Pending>) {
+    pub fn enqueue(self: &Rc<Self>, request: &[u8], pending: Option<Pending>) {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
         st.out.extend_from_slice(request);
@@ -336,7 +343,7 @@ impl ServerConnection {
     /// keys separated by one space. It joins the retrieval line queued just
     /// before when it can (see [`combine`]). `request_len` is what the client
     /// sent, for the stats.
-    pub fn enqueue_retrieval(&self, line: &[u8], request_len: usize, pending: Pending) {
+    pub fn enqueue_retrieval(self: &Rc<Self>, line: &[u8], request_len: usize, pending: Pending) {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
         let joined = st.put_retrieval(line);
@@ -351,7 +358,14 @@ impl ServerConnection {
     }
 
     /// Counts a request just queued and enters it in the FIFO.
-    fn queued(&self, wake: bool, len: usize, pending: Option<Pending>, keys: u32, joined: bool) {
+    fn queued(
+        self: &Rc<Self>,
+        wake: bool,
+        len: usize,
+        pending: Option<Pending>,
+        keys: u32,
+        joined: bool,
+    ) {
         let mut st = self.state.borrow_mut();
         let bytes = len as i64;
         let stats = self.stats.get();
@@ -374,9 +388,82 @@ impl ServerConnection {
             });
         }
         drop(st);
-        if wake {
+        if wake && !super::write_batch::defer(self) {
             self.wake.notify_one();
         }
+    }
+
+    /// Writes what is queued (the write batch's end): what the kernel does
+    /// not take now, or a failure, is left to the connection's task.
+    pub fn flush(&self) {
+        let stream = self.stream.borrow();
+        // Not connected yet: the task writes once it is.
+        let Some(stream) = stream.as_ref() else {
+            return;
+        };
+        match self.write_out(stream) {
+            Ok(false) => {}
+            Ok(true) => self.wake.notify_one(),
+            Err(e) => {
+                self.state.borrow_mut().write_error = Some(e);
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Writes what is queued, as much as the kernel takes now; `Ok(true)`:
+    /// some is left (the socket is not writable now).
+    fn write_out(&self, stream: &Stream) -> io::Result<bool> {
+        let mut st = self.state.borrow_mut();
+        if st.broken || st.out.is_empty() {
+            return Ok(false);
+        }
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < st.out.len() {
+            match stream.try_write(&st.out[written..]) {
+                Ok(0) => {
+                    result = Err(io::Error::from_raw_os_error(libc::EPIPE));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            // The open line, or part of it, is on the wire: nothing joins it now.
+            st.open = None;
+        }
+        if written == st.out.len() {
+            st.out.clear();
+            // A burst (thousands of clients storing big values at once)
+            // can grow the buffer to megabytes: let that go once it is
+            // all on the wire.
+            if st.out.capacity() > OUT_KEEP {
+                st.out = Vec::new();
+            }
+            // Everything queued is on the wire: from the in-queue to the out-queue.
+            if st.unwritten.requests > 0 {
+                let (all, replied) = (st.unwritten, st.unwritten_replied);
+                let stats = self.stats.get();
+                stats.in_queue.add(-all.requests);
+                stats.in_queue_bytes.add(-all.bytes);
+                stats.out_queue.add(replied.requests);
+                stats.out_queue_bytes.add(replied.bytes);
+                st.outstanding.requests += replied.requests;
+                st.outstanding.bytes += replied.bytes;
+                st.unwritten = Queued::default();
+                st.unwritten_replied = Queued::default();
+            }
+        } else {
+            st.out.drain(..written);
+        }
+        result.map(|()| !st.out.is_empty())
     }
 
     /// Puts the proxy's own requests (redis AUTH / SELECT) ahead of everything
@@ -571,6 +658,7 @@ impl ServerRuntime {
                 server: self.index,
             },
             wake: Notify::new(),
+            stream: RefCell::new(None),
         })
     }
 
@@ -644,7 +732,12 @@ async fn run(
     };
     conn.stats.get().server_connections.inc();
     pool.on_connect(&conn);
+    let stream = Rc::new(stream);
+    *conn.stream.borrow_mut() = Some(stream.clone());
     let failure = serve(&conn, &stream, &server, &pool).await;
+    // The socket closes now, whoever still holds the connection.
+    conn.stream.borrow_mut().take();
+    drop(stream);
     let stats = conn.stats.get();
     stats.server_connections.add(-1);
     conn.stats.worker.curr_connections.add(-1);
@@ -688,66 +781,34 @@ async fn serve(
         if !conn.state.borrow().out.is_empty() {
             tokio::task::yield_now().await;
         }
-        // Write everything queued since the last wake-up.
-        let want_write = {
-            let mut st = conn.state.borrow_mut();
-            if st.broken {
-                return None;
+        // Write everything queued since the last wake-up, and end the
+        // connection if a write outside this task failed.
+        let write_error = conn.state.borrow_mut().write_error.take();
+        let written = match write_error {
+            Some(e) => Err(e),
+            None if conn.is_broken() => return None,
+            None => conn.write_out(stream),
+        };
+        let want_write = match written {
+            Ok(more) => more,
+            Err(e) => {
+                crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
+                return Some(Failure::from_io(&e));
             }
-            let mut written = 0;
-            while written < st.out.len() {
-                match stream.try_write(&st.out[written..]) {
-                    Ok(0) => return Some(Failure::Os(libc::EPIPE)),
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
-                        return Some(Failure::from_io(&e));
-                    }
-                }
-            }
-            if written > 0 {
-                // The open line, or part of it, is on the wire: nothing joins it now.
-                st.open = None;
-            }
-            if written == st.out.len() {
-                st.out.clear();
-                // A burst (thousands of clients storing big values at once)
-                // can grow the buffer to megabytes: let that go once it is
-                // all on the wire.
-                if st.out.capacity() > OUT_KEEP {
-                    st.out = Vec::new();
-                }
-                // Everything queued is on the wire: from the in-queue to the out-queue.
-                if st.unwritten.requests > 0 {
-                    let (all, replied) = (st.unwritten, st.unwritten_replied);
-                    let stats = conn.stats.get();
-                    stats.in_queue.add(-all.requests);
-                    stats.in_queue_bytes.add(-all.bytes);
-                    stats.out_queue.add(replied.requests);
-                    stats.out_queue_bytes.add(replied.bytes);
-                    st.outstanding.requests += replied.requests;
-                    st.outstanding.bytes += replied.bytes;
-                    st.unwritten = Queued::default();
-                    st.unwritten_replied = Queued::default();
-                }
-            } else {
-                st.out.drain(..written);
-            }
-            !st.out.is_empty()
         };
         // The timer is re-armed lazily: it stays set for an older deadline and,
         // when it fires, moves on to the current head. Deadlines only grow along
         // the FIFO, so it never fires late; and it is not reset per reply.
+        // With nothing in the FIFO it is set one timeout ahead: no request
+        // queued from now on has an earlier deadline, so requests need not
+        // wake this task to arm it (the write batch writes them).
         if armed.is_none() {
-            if let Some(d) = conn
-                .state
-                .borrow()
-                .fifo
-                .front()
-                .and_then(|w| w.pending.deadline)
-            {
+            let head = conn.state.borrow().fifo.front().map(|w| w.pending.deadline);
+            let next = match head {
+                Some(deadline) => deadline,
+                None => pool.timeout.map(|t| super::clock::now() + t),
+            };
+            if let Some(d) = next {
                 timer.as_mut().reset(super::clock::instant_at(d).into());
                 armed = Some(d);
             }
@@ -849,8 +910,10 @@ async fn serve(
             _ = conn.wake.notified(), if !want_write => {}
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
+                // Fresh time: the timer is re-armed from it when the FIFO is empty.
+                let now = super::clock::tick();
                 let head = conn.state.borrow().fifo.front().and_then(|w| w.pending.deadline);
-                if head.is_some_and(|d| d <= super::clock::read()) {
+                if head.is_some_and(|d| d <= now) {
                     crate::log_warn!("req on s to '{}' timed out", server.config.pname);
                     return Some(Failure::TIMED_OUT);
                 }

@@ -129,7 +129,7 @@ impl Split {
         pool: &Rc<PoolRuntime>,
         command: u16,
         keys: impl Iterator<Item = K>,
-        send_whole: impl FnOnce(&ServerConnection, Pending),
+        send_whole: impl FnOnce(&Rc<ServerConnection>, Pending),
     ) -> bool {
         match self.plan(pool, keys) {
             Plan::Refused => client.refuse(command),
@@ -169,7 +169,7 @@ impl Split {
         seq: u64,
         buf: &mut Vec<u8>,
         mut write: impl FnMut(&[usize], &mut Vec<u8>),
-        mut queue: impl FnMut(&ServerConnection, &[u8], Pending),
+        mut queue: impl FnMut(&Rc<ServerConnection>, &[u8], Pending),
     ) {
         for fragment in 0..self.fragment_count() {
             buf.clear();

@@ -1,0 +1,80 @@
+//! The worker's write batch: server connections given requests while the
+//! client hub runs a round are written to when the round ends, straight
+//! from the hub, instead of waking each connection's task to do it.
+//!
+//! Why: at light load every request woke its server connection's task (a
+//! `Notify`, a task poll, a `select!` over fresh readiness futures) and
+//! that task then yielded for one more turn of the runtime's driver before
+//! its write: ~1,500 instructions a request (callgrind at 1,000 requests/s),
+//! against ~3,300 for the whole request at pipeline 1. The task now runs
+//! only for replies, for a write the kernel did not take whole (it waits
+//! until the socket is writable), and for a connect.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::server::ServerConnection;
+
+thread_local! {
+    static WRITE_BATCH: RefCell<WriteBatch> = const {
+        RefCell::new(WriteBatch { open: false, connections: Vec::new() })
+    };
+}
+
+struct WriteBatch {
+    open: bool,
+    connections: Vec<Rc<ServerConnection>>,
+}
+
+/// An open write batch; the connections it gathered are written to when it drops.
+pub struct WriteBatchGuard(());
+
+impl WriteBatchGuard {
+    /// Opens the worker's write batch (batches do not nest: an inner one is a no-op).
+    pub fn open() -> Option<WriteBatchGuard> {
+        WRITE_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            if batch.open {
+                return None;
+            }
+            batch.open = true;
+            Some(WriteBatchGuard(()))
+        })
+    }
+}
+
+/// Has `connection`, whose output just went from empty to not, written to
+/// when the open batch ends; `false` when no batch is open (its task must
+/// be woken instead).
+pub fn defer(connection: &Rc<ServerConnection>) -> bool {
+    WRITE_BATCH.with(|batch| {
+        let mut batch = batch.borrow_mut();
+        if batch.open {
+            batch.connections.push(connection.clone());
+        }
+        batch.open
+    })
+}
+
+impl Drop for WriteBatchGuard {
+    fn drop(&mut self) {
+        // In the order the connections got their first request; closed while
+        // they are written (a write does not queue requests, but a failure
+        // it reports must not find the batch open).
+        let mut connections = WRITE_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            batch.open = false;
+            std::mem::take(&mut batch.connections)
+        });
+        for connection in connections.drain(..) {
+            connection.flush();
+        }
+        // The list goes back with its capacity: no allocation per batch.
+        WRITE_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            if batch.connections.is_empty() {
+                batch.connections = connections;
+            }
+        });
+    }
+}
