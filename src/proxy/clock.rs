@@ -6,23 +6,13 @@
 //! clock: a request's timestamp, deadline and latency are then an addition
 //! or a subtraction, not `Instant` arithmetic (normalised seconds and
 //! nanoseconds) and `u128` conversions. Reading the clock is one
-//! `clock_gettime` (vDSO) and one multiply-add. Only the rare timer that a
-//! task sleeps on converts a time back to an [`Instant`] ([`instant_at`]).
+//! `clock_gettime` (vDSO) and one multiply-add. The worker's timers count
+//! on the same clock (see `timer.rs`).
 
 use std::cell::Cell;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// A time on the monotonic clock (`CLOCK_MONOTONIC`, as `Instant` reads it), in microseconds.
 pub type Micros = u64;
-
-/// An `Instant` and the [`Micros`] read with it: converts the one into the other.
-struct Anchor {
-    instant: Instant,
-    us: Micros,
-}
-
-static ANCHOR: OnceLock<Anchor> = OnceLock::new();
 
 thread_local! {
     static NOW: Cell<Option<Micros>> = const { Cell::new(None) };
@@ -50,24 +40,10 @@ pub fn now() -> Micros {
     NOW.with(|c| c.get()).unwrap_or_else(tick)
 }
 
-/// The time `us` as an [`Instant`], for a timer to sleep until.
-pub fn instant_at(us: Micros) -> Instant {
-    let anchor = ANCHOR.get_or_init(|| Anchor {
-        instant: Instant::now(),
-        us: read(),
-    });
-    match us.checked_sub(anchor.us) {
-        Some(after) => anchor.instant + Duration::from_micros(after),
-        None => anchor
-            .instant
-            .checked_sub(Duration::from_micros(anchor.us - us))
-            .unwrap_or(anchor.instant),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_remembered_time_moves_only_with_ticks() {
@@ -78,21 +54,5 @@ mod tests {
         assert_eq!(now(), second);
         assert!(second >= first + 3_000, "{first} then {second}");
         assert!(second < first + 3_000_000);
-    }
-
-    #[test]
-    fn micros_and_instants_are_one_clock() {
-        let before = Instant::now();
-        let us = read();
-        let after = Instant::now();
-        let at = instant_at(us);
-        // The conversion is exact to within the anchor's two reads (a microsecond or so).
-        let slack = Duration::from_millis(1);
-        assert!(at + slack >= before && at <= after + slack);
-        assert_eq!(
-            instant_at(us + 2_000_000).duration_since(at),
-            Duration::from_secs(2)
-        );
-        assert!(instant_at(0) <= at);
     }
 }

@@ -274,25 +274,39 @@ pub async fn drive(worker: Rc<WorkerRuntime>) {
                 step(&worker, slot, Why::Signal, &mut later);
             }
         }
-        // Wake-ups, including those the steps here make (a reply the proxy
-        // answers itself for another client, say).
-        let mut served = 0;
-        while served < DUE_PER_ROUND {
-            std::mem::swap(&mut due, &mut *hub.wakes.due.borrow_mut());
-            if due.is_empty() {
-                break;
+        step_due(&worker, &mut due, &mut later);
+        // One more look for client events before the writes: requests that
+        // came while the round ran join them (a write to a backend, with its
+        // wake-up there, costs several times an empty look).
+        if super::write_batch::pending() {
+            if let Err(e) = take_events(&worker, &mut later) {
+                crate::log_error!("client events failed: {e}");
             }
-            served += due.len();
-            for &slot in &due {
-                step(&worker, slot, Why::Wake, &mut later);
-            }
-            due.clear();
+            step_due(&worker, &mut due, &mut later);
         }
         drop(batch);
         if !later.is_empty() || hub.wakes.pending() {
             hub.wakes.due.borrow_mut().append(&mut later);
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Steps the sessions due a wake-up, including those the steps make (a
+/// reply the proxy answers itself for another client, say), up to
+/// [`DUE_PER_ROUND`].
+fn step_due(worker: &Rc<WorkerRuntime>, due: &mut Vec<u32>, later: &mut Vec<u32>) {
+    let mut served = 0;
+    while served < DUE_PER_ROUND {
+        std::mem::swap(due, &mut *worker.hub.wakes.due.borrow_mut());
+        if due.is_empty() {
+            break;
+        }
+        served += due.len();
+        for &slot in due.iter() {
+            step(worker, slot, Why::Wake, later);
+        }
+        due.clear();
     }
 }
 

@@ -23,6 +23,7 @@ mod server;
 mod session;
 mod split;
 mod stream;
+mod timer;
 mod worker;
 mod write_batch;
 
@@ -332,7 +333,8 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
         stats,
     } = worker;
     let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
+    // I/O only: the worker's timers are its own (see `timer.rs`).
+    builder.enable_io();
     let runtime =
         match coalesce::install(&mut builder, coalesce_window).build_local(Default::default()) {
             Ok(rt) => rt,
@@ -342,6 +344,14 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
         };
     runtime.block_on(async move {
+        let timers = match timer::Timers::new() {
+            Ok(timers) => timers,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        tokio::task::spawn_local(timer::run(timers.clone()));
         let mut runtimes = Vec::with_capacity(pools.len());
         let mut attached = Vec::with_capacity(pools.len());
         for (index, ((pool, clients), bound)) in
@@ -354,6 +364,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
                 mbuf_size,
                 combine_gets,
                 stats.clone(),
+                timers.clone(),
             ));
             stats.total_connections.inc();
             stats.curr_connections.inc();
@@ -371,7 +382,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
             runtimes.push(pool);
         }
-        let worker = match WorkerRuntime::new(runtimes, stats) {
+        let worker = match WorkerRuntime::new(runtimes, stats, timers) {
             Ok(worker) => Rc::new(worker),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -391,9 +402,9 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
         }
         worker.shut_down();
-        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        while worker.active.get() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let deadline = clock::read() + DRAIN_LIMIT.as_micros() as clock::Micros;
+        while worker.active.get() > 0 && clock::read() < deadline {
+            timer::sleep(&worker.timers, Duration::from_millis(10)).await;
         }
         for pool in &worker.pools {
             for server in &pool.servers {
@@ -464,7 +475,7 @@ async fn accept_loop(listener: Listener, index: usize, worker: Rc<WorkerRuntime>
             Err(e) => {
                 crate::log_error!("accept on pool '{}' failed: {e}", pool.config.name);
                 // Out of descriptors: pause instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                timer::sleep(&worker.timers, Duration::from_millis(10)).await;
                 continue;
             }
         };

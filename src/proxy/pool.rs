@@ -14,6 +14,7 @@ use crate::stats::{LivePoolStats, WorkerStats};
 use super::client::Client;
 use super::clock::{self, Micros};
 use super::server::{Pending, ServerConnection, ServerRuntime};
+use super::timer::Timers;
 use super::Protocol;
 
 /// One pool's routing and servers inside one worker.
@@ -38,6 +39,8 @@ pub struct PoolRuntime {
     pub combine_keys: usize,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
+    /// This worker's timers (request deadlines).
+    pub timers: Rc<Timers>,
 }
 
 impl PoolRuntime {
@@ -49,6 +52,7 @@ impl PoolRuntime {
         mbuf_size: usize,
         combine_gets: usize,
         stats: Arc<WorkerStats>,
+        timers: Rc<Timers>,
     ) -> PoolRuntime {
         let router = config.router();
         let servers = config
@@ -72,6 +76,7 @@ impl PoolRuntime {
             index,
             combine_keys: if config.redis { 0 } else { combine_gets },
             stats,
+            timers,
             max_key_len: rustcracker_redis::max_key_len_for_mbuf(mbuf_size),
             config,
         }

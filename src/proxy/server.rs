@@ -10,13 +10,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::{sleep_until, Instant};
 
 use rustcracker_config::Server;
 use rustcracker_memcache::ValueSpan;
@@ -30,6 +27,7 @@ use super::combine::{self, Cut};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
 use super::stream::Stream;
+use super::timer::Timer;
 use super::{Framed, ResponseParse, ResponseReader};
 
 /// Sentinel fragment index for requests that were not split.
@@ -771,7 +769,7 @@ async fn serve(
     let mut need = 0usize;
     let mut reader = ResponseReader::new(pool.protocol);
     let mut group = Group::default();
-    let mut timer = pin!(sleep_until(Instant::now() + Duration::from_secs(86400)));
+    let timer = Timer::new(&pool.timers);
     let mut armed: Option<Micros> = None;
     loop {
         // Requests were queued during this round of the runtime (by clients,
@@ -809,7 +807,7 @@ async fn serve(
                 None => pool.timeout.map(|t| super::clock::now() + t),
             };
             if let Some(d) = next {
-                timer.as_mut().reset(super::clock::instant_at(d).into());
+                timer.set(d);
                 armed = Some(d);
             }
         }
@@ -908,7 +906,7 @@ async fn serve(
                 }
             }
             _ = conn.wake.notified(), if !want_write => {}
-            _ = &mut timer, if armed.is_some() => {
+            _ = timer.fired(), if armed.is_some() => {
                 armed = None;
                 // Fresh time: the timer is re-armed from it when the FIFO is empty.
                 let now = super::clock::tick();

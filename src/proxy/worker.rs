@@ -3,21 +3,21 @@
 //! sweeps).
 
 use std::cell::Cell;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
-use tokio::time::{sleep_until, Instant};
 
 use crate::stats::WorkerStats;
 
+use super::clock::{self, Micros};
 use super::hub::{Hub, Parked};
 use super::pool::PoolRuntime;
 use super::session::{self, Stop};
 use super::stream::ClientSocket;
+use super::timer::{Timer, Timers};
 
 /// How often idle clients are swept and parked. A client is
 /// parked by the first sweep that finds it quiet for a whole period (so
@@ -45,6 +45,8 @@ pub struct WorkerRuntime {
     signal: Notify,
     /// Idle sessions parked (and freed) since the heap was last trimmed.
     idle_parked: Cell<usize>,
+    /// The worker's timers.
+    pub timers: Rc<Timers>,
 }
 
 impl WorkerRuntime {
@@ -52,6 +54,7 @@ impl WorkerRuntime {
     pub fn new(
         pools: Vec<Rc<PoolRuntime>>,
         stats: Arc<WorkerStats>,
+        timers: Rc<Timers>,
     ) -> std::io::Result<WorkerRuntime> {
         Ok(WorkerRuntime {
             pools,
@@ -61,6 +64,7 @@ impl WorkerRuntime {
             shutdown: Cell::new(false),
             signal: Notify::new(),
             idle_parked: Cell::new(0),
+            timers,
         })
     }
 
@@ -108,8 +112,9 @@ impl WorkerRuntime {
     /// The worker's housekeeping task: runs the idle sweeps and trims the
     /// heap after them.
     pub async fn housekeeping(self: Rc<Self>) {
-        let mut sweep = pin!(sleep_until(Instant::now() + SWEEP_PERIOD));
-        let mut trim = pin!(sleep_until(Instant::now() + SWEEP_PERIOD));
+        let after = |period: Duration| clock::read() + period.as_micros() as Micros;
+        let (sweep, trim) = (Timer::new(&self.timers), Timer::new(&self.timers));
+        sweep.set(after(SWEEP_PERIOD));
         let mut trim_armed = false;
         loop {
             if self.shutting_down() {
@@ -117,8 +122,8 @@ impl WorkerRuntime {
             }
             tokio::select! {
                 biased;
-                _ = &mut sweep => {
-                    sweep.as_mut().reset(Instant::now() + SWEEP_PERIOD);
+                _ = sweep.fired() => {
+                    sweep.set(after(SWEEP_PERIOD));
                     super::merge::Merge::sweep();
                     // Fresh time for the sessions' idle checks.
                     super::clock::tick();
@@ -129,11 +134,11 @@ impl WorkerRuntime {
                     // only a few dozen of them: the runtime polls for events
                     // between batches of tasks).
                     if !trim_armed {
-                        trim.as_mut().reset(Instant::now() + TRIM_DELAY);
+                        trim.set(after(TRIM_DELAY));
                         trim_armed = true;
                     }
                 }
-                _ = &mut trim, if trim_armed => {
+                _ = trim.fired(), if trim_armed => {
                     trim_armed = false;
                     if self.idle_parked.get() >= TRIM_AFTER_PARKED {
                         self.idle_parked.set(0);

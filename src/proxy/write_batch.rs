@@ -56,6 +56,11 @@ pub fn defer(connection: &Rc<ServerConnection>) -> bool {
     })
 }
 
+/// Whether the open batch has connections to write to.
+pub fn pending() -> bool {
+    WRITE_BATCH.with(|batch| !batch.borrow().connections.is_empty())
+}
+
 impl Drop for WriteBatchGuard {
     fn drop(&mut self) {
         // In the order the connections got their first request; closed while
