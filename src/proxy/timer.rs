@@ -201,6 +201,7 @@ pub async fn sleep(timers: &Rc<Timers>, duration: Duration) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed set-up fails the test
 mod tests {
     use super::*;
 
