@@ -1,11 +1,13 @@
 //! Server connections: persistent, pipelined, replies matched FIFO.
 //!
 //! Clients append request bytes to a connection's output buffer and a
-//! [`Pending`] entry to its FIFO; the connection's task writes everything
-//! accumulated in one go when it next runs, reads replies in big chunks and
-//! hands each to the request at the head of the FIFO. One timer per
-//! connection covers the oldest request's deadline (the FIFO is in deadline
-//! order because every request of a pool has the same timeout).
+//! [`Pending`] entry to its FIFO; the worker's write batch writes everything
+//! accumulated in one go when the client hub's round ends (the connection's
+//! task writes what the kernel did not take, once the socket is writable).
+//! The task reads replies in big chunks and hands each to the request at the
+//! head of the FIFO. One timer per connection covers the oldest request's
+//! deadline (the FIFO is in deadline order because every request of a pool
+//! has the same timeout).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
