@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::stats::{LivePoolStats, WorkerStats};
 
+use super::batch::{self, Batch};
 use super::clock::Micros;
 use super::errno::Failure;
 use super::hub::SessionWake;
@@ -42,7 +43,7 @@ pub struct Client {
     /// those sent from a reply batch.
     awaiting_replies: Cell<bool>,
     /// The client's socket, shared with its session so that a server
-    /// connection can write replies straight to it (see [`ReplyBatch`]).
+    /// connection can write replies straight to it (see [`ReplyBatchGuard`]).
     stream: Rc<ClientSocket>,
     /// Has the session stepped when `out` grew and a reply batch does not send it.
     pub wake: SessionWake,
@@ -303,14 +304,7 @@ impl Client {
     /// `out` just got its first bytes: send them at the end of the running
     /// reply batch, or wake the session to send them.
     fn ready_to_send(self: &Rc<Self>) {
-        let queued = REPLY_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            if batch.open {
-                batch.clients.push(self.clone());
-            }
-            batch.open
-        });
-        if !queued {
+        if !batch::add(&REPLY_BATCH, || self.clone()) {
             self.wake.notify();
         }
     }
@@ -409,14 +403,7 @@ impl Client {
 
 thread_local! {
     /// The clients given their first ready bytes during the running reply batch.
-    static REPLY_BATCH: RefCell<ReplyBatch> = const {
-        RefCell::new(ReplyBatch { open: false, clients: Vec::new() })
-    };
-}
-
-struct ReplyBatch {
-    open: bool,
-    clients: Vec<Rc<Client>>,
+    static REPLY_BATCH: RefCell<Batch<Rc<Client>>> = const { RefCell::new(Batch::new()) };
 }
 
 /// A batch of replies handed out by a server connection. While it is open,
@@ -429,37 +416,15 @@ pub struct ReplyBatchGuard(());
 impl ReplyBatchGuard {
     /// Opens the worker's reply batch (batches do not nest: an inner one is a no-op).
     pub fn open() -> Option<ReplyBatchGuard> {
-        REPLY_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            if batch.open {
-                return None;
-            }
-            batch.open = true;
-            Some(ReplyBatchGuard(()))
-        })
+        batch::open(&REPLY_BATCH).then_some(ReplyBatchGuard(()))
     }
 }
 
 impl Drop for ReplyBatchGuard {
     fn drop(&mut self) {
         // In the order the clients' replies came, so the oldest request's
-        // reply goes out first. The batch is closed while they are written:
-        // nothing joins the list meanwhile.
-        let mut clients = REPLY_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            batch.open = false;
-            std::mem::take(&mut batch.clients)
-        });
-        for client in clients.drain(..) {
-            client.send_from_batch();
-        }
-        // The list goes back with its capacity: no allocation per batch.
-        REPLY_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            if batch.clients.is_empty() {
-                batch.clients = clients;
-            }
-        });
+        // reply goes out first.
+        batch::close(&REPLY_BATCH, |client| client.send_from_batch());
     }
 }
 

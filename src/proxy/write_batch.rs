@@ -13,17 +13,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use super::batch::{self, Batch};
 use super::server::ServerConnection;
 
 thread_local! {
-    static WRITE_BATCH: RefCell<WriteBatch> = const {
-        RefCell::new(WriteBatch { open: false, connections: Vec::new() })
-    };
-}
-
-struct WriteBatch {
-    open: bool,
-    connections: Vec<Rc<ServerConnection>>,
+    /// The server connections given their first request during the running round.
+    static WRITE_BATCH: RefCell<Batch<Rc<ServerConnection>>> = const { RefCell::new(Batch::new()) };
 }
 
 /// An open write batch; the connections it gathered are written to when it drops.
@@ -32,14 +27,7 @@ pub struct WriteBatchGuard(());
 impl WriteBatchGuard {
     /// Opens the worker's write batch (batches do not nest: an inner one is a no-op).
     pub fn open() -> Option<WriteBatchGuard> {
-        WRITE_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            if batch.open {
-                return None;
-            }
-            batch.open = true;
-            Some(WriteBatchGuard(()))
-        })
+        batch::open(&WRITE_BATCH).then_some(WriteBatchGuard(()))
     }
 }
 
@@ -47,39 +35,17 @@ impl WriteBatchGuard {
 /// when the open batch ends; `false` when no batch is open (its task must
 /// be woken instead).
 pub fn defer(connection: &Rc<ServerConnection>) -> bool {
-    WRITE_BATCH.with(|batch| {
-        let mut batch = batch.borrow_mut();
-        if batch.open {
-            batch.connections.push(connection.clone());
-        }
-        batch.open
-    })
+    batch::add(&WRITE_BATCH, || connection.clone())
 }
 
 /// Whether the open batch has connections to write to.
 pub fn pending() -> bool {
-    WRITE_BATCH.with(|batch| !batch.borrow().connections.is_empty())
+    batch::any(&WRITE_BATCH)
 }
 
 impl Drop for WriteBatchGuard {
     fn drop(&mut self) {
-        // In the order the connections got their first request; closed while
-        // they are written (a write does not queue requests, but a failure
-        // it reports must not find the batch open).
-        let mut connections = WRITE_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            batch.open = false;
-            std::mem::take(&mut batch.connections)
-        });
-        for connection in connections.drain(..) {
-            connection.flush();
-        }
-        // The list goes back with its capacity: no allocation per batch.
-        WRITE_BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            if batch.connections.is_empty() {
-                batch.connections = connections;
-            }
-        });
+        // In the order the connections got their first request.
+        batch::close(&WRITE_BATCH, |connection| connection.flush());
     }
 }
