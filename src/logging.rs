@@ -168,9 +168,7 @@ pub fn level_down() -> Option<u8> {
 #[doc(hidden)]
 pub fn write_record(file: &'static str, line: u32, args: fmt::Arguments<'_>) {
     let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    let mut buf = String::with_capacity(128);
-    push_timestamp(&mut buf, SystemTime::now());
-    let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {name}:{line} {args}\n"));
+    let buf = record(format_args!("{name}:{line} {args}"));
     let mut sink = lock();
     let _ = match &mut *sink {
         Sink::Stderr => io::stderr().lock().write_all(buf.as_bytes()),
@@ -188,9 +186,7 @@ pub fn write_record(file: &'static str, line: u32, args: fmt::Arguments<'_>) {
 pub fn abort_on_panic() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let mut buf = String::with_capacity(256);
-        push_timestamp(&mut buf, SystemTime::now());
-        let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {info}, aborting\n"));
+        let buf = record(format_args!("{info}, aborting"));
         // Not `lock()`: the panic may have come while this thread held it.
         let sink = match SINK.try_lock() {
             Ok(sink) => Some(sink),
@@ -205,6 +201,14 @@ pub fn abort_on_panic() {
         default(info);
         std::process::abort();
     }));
+}
+
+/// One log line: the time, then `text`.
+fn record(text: fmt::Arguments<'_>) -> String {
+    let mut buf = String::with_capacity(128);
+    push_timestamp(&mut buf, SystemTime::now());
+    let _ = fmt::Write::write_fmt(&mut buf, format_args!(" {text}\n"));
+    buf
 }
 
 /// Appends `[YYYY-MM-DD HH:MM:SS.mmm]` in local time.

@@ -10,6 +10,7 @@
 //! on the same clock (see `timer.rs`).
 
 use std::cell::Cell;
+use std::time::Duration;
 
 /// A time on the monotonic clock (`CLOCK_MONOTONIC`, as `Instant` reads it), in microseconds.
 pub type Micros = u64;
@@ -35,6 +36,11 @@ pub fn tick() -> Micros {
     now
 }
 
+/// The time `duration` from now (read afresh), as a deadline.
+pub fn after(duration: Duration) -> Micros {
+    read().saturating_add(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// The time of the last [`tick`] on this thread (reads the clock if there was none).
 pub fn now() -> Micros {
     NOW.with(|c| c.get()).unwrap_or_else(tick)
@@ -43,7 +49,6 @@ pub fn now() -> Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn the_remembered_time_moves_only_with_ticks() {
@@ -54,5 +59,14 @@ mod tests {
         assert_eq!(now(), second);
         assert!(second >= first + 3_000, "{first} then {second}");
         assert!(second < first + 3_000_000);
+    }
+
+    #[test]
+    fn a_deadline_after_a_duration_is_that_far_ahead_and_never_wraps() {
+        let before = read();
+        let deadline = after(Duration::from_secs(2));
+        let after_read = read();
+        assert!(deadline >= before + 2_000_000 && deadline <= after_read + 2_000_000);
+        assert_eq!(after(Duration::MAX), u64::MAX);
     }
 }

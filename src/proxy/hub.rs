@@ -98,11 +98,8 @@ impl Hub {
             poll: RefCell::new(poll),
             fd,
         };
-        // tokio deprecates its safe constructor in favour of an `unsafe` one
-        // whose contract is that the descriptor stays open and the same while
-        // registered: `HubPoll` owns it and never changes it.
-        #[allow(deprecated)]
-        let ready = AsyncFd::with_interest(poll, tokio::io::Interest::READABLE)?;
+        // `HubPoll` owns the descriptor and never changes it.
+        let ready = super::watch(poll, tokio::io::Interest::READABLE)?;
         Ok(Hub {
             ready,
             slots: RefCell::new(Vec::new()),

@@ -29,6 +29,7 @@ mod worker;
 mod write_batch;
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -403,7 +404,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
         }
         worker.shut_down();
-        let deadline = clock::read() + DRAIN_LIMIT.as_micros() as clock::Micros;
+        let deadline = clock::after(DRAIN_LIMIT);
         while worker.active.get() > 0 && clock::read() < deadline {
             timer::sleep(&worker.timers, Duration::from_millis(10)).await;
         }
@@ -423,18 +424,26 @@ enum Listener {
     Unix(AsyncFd<mio::net::UnixListener>),
 }
 
-impl Listener {
-    // tokio deprecates `AsyncFd::new` in favour of an `unsafe` constructor
-    // whose contract is that the descriptor stays open and the same while
-    // registered: the mio listener inside owns it and never changes it.
+/// Registers `owner`'s descriptor in the worker's runtime for `interest`.
+/// `owner` must own the descriptor and never change it while registered:
+/// tokio deprecates its safe constructor for an `unsafe` one whose contract
+/// is exactly that, and every owner here (a mio listener, the client hub's
+/// epoll set, the timers' timerfd) keeps it.
+fn watch<T: AsRawFd>(owner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
     #[allow(deprecated)]
+    AsyncFd::with_interest(owner, interest)
+}
+
+impl Listener {
     fn attach(bound: BoundListener) -> io::Result<Listener> {
+        // Both ways, as `AsyncFd::new` registered them.
+        let interest = Interest::READABLE | Interest::WRITABLE;
         Ok(match bound {
             BoundListener::Tcp(l) => {
-                Listener::Tcp(AsyncFd::new(mio::net::TcpListener::from_std(l))?)
+                Listener::Tcp(watch(mio::net::TcpListener::from_std(l), interest)?)
             }
             BoundListener::Unix(l) => {
-                Listener::Unix(AsyncFd::new(mio::net::UnixListener::from_std(l))?)
+                Listener::Unix(watch(mio::net::UnixListener::from_std(l), interest)?)
             }
         })
     }

@@ -61,11 +61,8 @@ impl Timers {
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
-        // tokio deprecates its safe constructor in favour of an `unsafe` one
-        // whose contract is that the descriptor stays open and the same while
-        // registered: `Alarm` owns it and never changes it.
-        #[allow(deprecated)]
-        let alarm = AsyncFd::with_interest(Alarm(fd), tokio::io::Interest::READABLE)?;
+        // `Alarm` owns the descriptor and never changes it.
+        let alarm = super::watch(Alarm(fd), tokio::io::Interest::READABLE)?;
         let timers = Timers {
             alarm,
             entries: RefCell::new(Vec::new()),
@@ -196,7 +193,7 @@ impl Drop for Timer {
 /// Sleeps for `duration` on `timers`.
 pub async fn sleep(timers: &Rc<Timers>, duration: Duration) {
     let timer = Timer::new(timers);
-    timer.set(clock::read() + duration.as_micros() as Micros);
+    timer.set(clock::after(duration));
     timer.fired().await;
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::stats::WorkerStats;
 
-use super::clock::{self, Micros};
+use super::clock;
 use super::hub::{Hub, Parked};
 use super::pool::PoolRuntime;
 use super::session::{self, Stop};
@@ -112,9 +112,8 @@ impl WorkerRuntime {
     /// The worker's housekeeping task: runs the idle sweeps and trims the
     /// heap after them.
     pub async fn housekeeping(self: Rc<Self>) {
-        let after = |period: Duration| clock::read() + period.as_micros() as Micros;
         let (sweep, trim) = (Timer::new(&self.timers), Timer::new(&self.timers));
-        sweep.set(after(SWEEP_PERIOD));
+        sweep.set(clock::after(SWEEP_PERIOD));
         let mut trim_armed = false;
         loop {
             if self.shutting_down() {
@@ -123,7 +122,7 @@ impl WorkerRuntime {
             tokio::select! {
                 biased;
                 _ = sweep.fired() => {
-                    sweep.set(after(SWEEP_PERIOD));
+                    sweep.set(clock::after(SWEEP_PERIOD));
                     super::merge::Merge::sweep();
                     // Fresh time for the sessions' idle checks.
                     super::clock::tick();
@@ -134,7 +133,7 @@ impl WorkerRuntime {
                     // only a few dozen of them: the runtime polls for events
                     // between batches of tasks).
                     if !trim_armed {
-                        trim.set(after(TRIM_DELAY));
+                        trim.set(clock::after(TRIM_DELAY));
                         trim_armed = true;
                     }
                 }
