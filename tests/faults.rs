@@ -270,17 +270,10 @@ fn fake_backend(reply: &'static [u8], delay: Duration, close_after: bool) -> u16
     port
 }
 
-fn single_server_proxy(server_port: u16, timeout_ms: u32) -> (Proxy, u16) {
-    let port = common::free_port();
-    let config = format!(
-        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: {timeout_ms}\n  servers:\n   - 127.0.0.1:{server_port}:1\n"
-    );
-    (Proxy::start(Flavor::Rustcracker, &config, port, &[]), port)
-}
-
 #[test]
 fn garbage_from_a_backend_is_invalid_argument() {
-    let (_p, port) = single_server_proxy(fake_backend(b"FOO BAR\r\n", Duration::ZERO, false), 1000);
+    let (_p, port) =
+        common::single_server_proxy(fake_backend(b"FOO BAR\r\n", Duration::ZERO, false), 1000);
     let mut c = connect(port);
     assert_eq!(
         ask(&mut c, "get a\r\n"),
@@ -294,7 +287,7 @@ fn garbage_from_a_backend_is_invalid_argument() {
 
 #[test]
 fn backend_closing_mid_reply_fails_the_request() {
-    let (_p, port) = single_server_proxy(
+    let (_p, port) = common::single_server_proxy(
         fake_backend(b"VALUE a 0 10\r\nabc", Duration::ZERO, true),
         1000,
     );
@@ -307,7 +300,7 @@ fn backend_closing_mid_reply_fails_the_request() {
 /// its late reply is never handed to a later request.
 #[test]
 fn slow_backend_times_out_and_late_replies_are_dropped() {
-    let (_p, port) = single_server_proxy(
+    let (_p, port) = common::single_server_proxy(
         fake_backend(b"END\r\n", Duration::from_millis(400), false),
         200,
     );
@@ -410,7 +403,7 @@ fn raise_fd_limit(want: u64) {
 /// gets its reply, then the process exits 0.
 #[test]
 fn sigterm_finishes_requests_in_flight() {
-    let (mut proxy, port) = single_server_proxy(
+    let (mut proxy, port) = common::single_server_proxy(
         fake_backend(b"END\r\n", Duration::from_millis(600), false),
         5000,
     );

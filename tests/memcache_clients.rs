@@ -355,11 +355,7 @@ fn black_hole_backend_times_out_every_request_on_the_connection() {
         }
         std::thread::sleep(Duration::from_secs(5));
     });
-    let port = common::free_port();
-    let config = format!(
-        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 300\n  servers:\n   - 127.0.0.1:{hole_port}:1\n"
-    );
-    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let (_proxy, port) = common::single_server_proxy(hole_port, 300);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let start = Instant::now();
     c.write_all(b"get a\r\nget b\r\nset c 0 0 1 noreply\r\nx\r\nget c\r\n")
@@ -387,12 +383,7 @@ fn black_hole_backend_times_out_every_request_on_the_connection() {
 #[test]
 fn a_request_after_an_idle_spell_still_times_out() {
     let backend = Memcached::start();
-    let port = common::free_port();
-    let config = format!(
-        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 200\n  servers:\n   - {}:1\n",
-        backend.addr()
-    );
-    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let (_proxy, port) = common::single_server_proxy(backend.port, 200);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.write_all(b"set a 0 0 1\r\nx\r\n").unwrap();
     assert_eq!(read_len(&mut c, 8), b"STORED\r\n");

@@ -252,12 +252,7 @@ fn gets_queued_together_reach_memcached_as_one_line() {
 #[test]
 fn a_combined_line_that_times_out_fails_each_request() {
     let backend = Memcached::start();
-    let port = common::free_port();
-    let config = format!(
-        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: 300\n  servers:\n   - 127.0.0.1:{}:1\n",
-        backend.port
-    );
-    let _proxy = Proxy::start(Flavor::Rustcracker, &config, port, &[]);
+    let (_proxy, port) = common::single_server_proxy(backend.port, 300);
     assert_eq!(exchange(port, b"set a 0 0 1\r\n1\r\n"), b"STORED\r\n");
     backend.signal("STOP");
     let error = "SERVER_ERROR Connection timed out\r\n";

@@ -300,6 +300,16 @@ pub enum Flavor {
     Rustcracker,
 }
 
+/// A rustcracker with one memcache pool of one server (`127.0.0.1:server_port`) and a
+/// `timeout` of `timeout_ms`; returns it and the pool's port.
+pub fn single_server_proxy(server_port: u16, timeout_ms: u32) -> (Proxy, u16) {
+    let port = free_port();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  timeout: {timeout_ms}\n  servers:\n   - 127.0.0.1:{server_port}:1\n"
+    );
+    (Proxy::start(Flavor::Rustcracker, &config, port, &[]), port)
+}
+
 /// A running proxy with its config in a temporary directory.
 pub struct Proxy {
     pub flavor: Flavor,
