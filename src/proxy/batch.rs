@@ -26,10 +26,26 @@ impl<T> Batch<T> {
     }
 }
 
-/// Opens the batch in `slot`; `false` when one is open already (batches do
-/// not nest: the inner one joins the outer).
-pub fn open<T: 'static>(slot: &'static Slot<T>) -> bool {
-    slot.with(|b| !std::mem::replace(&mut b.borrow_mut().open, true))
+/// An open batch: when it drops, the batch closes and its items go to
+/// `each`, in the order they came.
+pub struct Guard<T: 'static> {
+    slot: &'static Slot<T>,
+    each: fn(T),
+}
+
+impl<T: 'static> Guard<T> {
+    /// Opens the batch in `slot`; `None` when one is open already (batches
+    /// do not nest: the inner one joins the outer).
+    pub fn open(slot: &'static Slot<T>, each: fn(T)) -> Option<Guard<T>> {
+        let opened = slot.with(|b| !std::mem::replace(&mut b.borrow_mut().open, true));
+        opened.then_some(Guard { slot, each })
+    }
+}
+
+impl<T: 'static> Drop for Guard<T> {
+    fn drop(&mut self) {
+        close(self.slot, self.each);
+    }
 }
 
 /// Adds the item `make` makes to the open batch; `false` (and nothing made)
@@ -51,7 +67,7 @@ pub fn any<T: 'static>(slot: &'static Slot<T>) -> bool {
 
 /// Closes the batch and hands its items to `each`, in the order they came.
 /// The batch is closed meanwhile: nothing joins it.
-pub fn close<T: 'static>(slot: &'static Slot<T>, mut each: impl FnMut(T)) {
+fn close<T: 'static>(slot: &'static Slot<T>, each: fn(T)) {
     let mut items = slot.with(|b| {
         let mut b = b.borrow_mut();
         b.open = false;

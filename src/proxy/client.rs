@@ -43,7 +43,7 @@ pub struct Client {
     /// those sent from a reply batch.
     awaiting_replies: Cell<bool>,
     /// The client's socket, shared with its session so that a server
-    /// connection can write replies straight to it (see [`ReplyBatchGuard`]).
+    /// connection can write replies straight to it (see [`open_reply_batch`]).
     stream: Rc<ClientSocket>,
     /// Has the session stepped when `out` grew and a reply batch does not send it.
     pub wake: SessionWake,
@@ -406,26 +406,14 @@ thread_local! {
     static REPLY_BATCH: RefCell<Batch<Rc<Client>>> = const { RefCell::new(Batch::new()) };
 }
 
-/// A batch of replies handed out by a server connection. While it is open,
-/// a client whose output goes from empty to ready is written to when the
-/// batch ends (one `write` per client per batch, straight from the server
-/// connection's task) instead of having its session stepped to do it: this
-/// saves a step per reply.
-pub struct ReplyBatchGuard(());
-
-impl ReplyBatchGuard {
-    /// Opens the worker's reply batch (batches do not nest: an inner one is a no-op).
-    pub fn open() -> Option<ReplyBatchGuard> {
-        batch::open(&REPLY_BATCH).then_some(ReplyBatchGuard(()))
-    }
-}
-
-impl Drop for ReplyBatchGuard {
-    fn drop(&mut self) {
-        // In the order the clients' replies came, so the oldest request's
-        // reply goes out first.
-        batch::close(&REPLY_BATCH, |client| client.send_from_batch());
-    }
+/// Opens the worker's batch of replies handed out by a server connection
+/// (`None`: one is open already). While it is open, a client whose output
+/// goes from empty to ready is written to when the batch ends (one `write`
+/// per client per batch, straight from the server connection's task, in the
+/// order the replies came, so the oldest request's goes out first) instead
+/// of having its session stepped to do it: this saves a step per reply.
+pub fn open_reply_batch() -> Option<batch::Guard<Rc<Client>>> {
+    batch::Guard::open(&REPLY_BATCH, |client| client.send_from_batch())
 }
 
 impl Client {

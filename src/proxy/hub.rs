@@ -39,7 +39,6 @@ use tokio::io::unix::AsyncFd;
 use super::session::{self, Outcome, Session, Stop, Why};
 use super::stream::ClientSocket;
 use super::worker::WorkerRuntime;
-use super::write_batch::WriteBatchGuard;
 
 /// A parked client: everything its next session needs.
 pub struct Parked {
@@ -251,7 +250,7 @@ pub async fn drive(worker: Rc<WorkerRuntime>) {
         .await;
         // Requests the round queues leave in one write per server
         // connection when it ends (before the yield below).
-        let batch = WriteBatchGuard::open();
+        let batch = super::write_batch::open();
         match ready {
             Some(Ok(mut guard)) => {
                 if let Err(e) = take_events(&worker, &mut later) {

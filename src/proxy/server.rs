@@ -23,7 +23,7 @@ use rustcracker_memcache::ValueSpan;
 use crate::stats::histogram::LatencyHistogram;
 use crate::stats::{LiveServerStats, WorkerStats};
 
-use super::client::{Client, ReplyBatchGuard};
+use super::client::{self, Client};
 use super::clock::Micros;
 use super::combine::{self, Cut};
 use super::errno::Failure;
@@ -600,7 +600,7 @@ impl ServerConnection {
             st.outstanding = Queued::default();
             std::mem::take(&mut st.fifo)
         };
-        let _batch = ReplyBatchGuard::open();
+        let _batch = client::open_reply_batch();
         for waiting in fifo {
             waiting.pending.deliver(Err(failure), Framed::NONE, 0);
         }
@@ -847,7 +847,7 @@ async fn serve(
                 // One clock read per batch of replies, for the latency histogram.
                 let arrived = super::clock::tick();
                 // Clients answered in this batch are written to when it ends.
-                let _batch = ReplyBatchGuard::open();
+                let _batch = client::open_reply_batch();
                 loop {
                     let buf = &input[start..];
                     match reader.parse(buf) {

@@ -21,14 +21,11 @@ thread_local! {
     static WRITE_BATCH: RefCell<Batch<Rc<ServerConnection>>> = const { RefCell::new(Batch::new()) };
 }
 
-/// An open write batch; the connections it gathered are written to when it drops.
-pub struct WriteBatchGuard(());
-
-impl WriteBatchGuard {
-    /// Opens the worker's write batch (batches do not nest: an inner one is a no-op).
-    pub fn open() -> Option<WriteBatchGuard> {
-        batch::open(&WRITE_BATCH).then_some(WriteBatchGuard(()))
-    }
+/// Opens the worker's write batch (`None`: one is open already); the
+/// connections it gathers are written to when it drops, in the order they
+/// got their first request.
+pub fn open() -> Option<batch::Guard<Rc<ServerConnection>>> {
+    batch::Guard::open(&WRITE_BATCH, |connection| connection.flush())
 }
 
 /// Has `connection`, whose output just went from empty to not, written to
@@ -41,11 +38,4 @@ pub fn defer(connection: &Rc<ServerConnection>) -> bool {
 /// Whether the open batch has connections to write to.
 pub fn pending() -> bool {
     batch::any(&WRITE_BATCH)
-}
-
-impl Drop for WriteBatchGuard {
-    fn drop(&mut self) {
-        // In the order the connections got their first request.
-        batch::close(&WRITE_BATCH, |connection| connection.flush());
-    }
 }
