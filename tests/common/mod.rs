@@ -310,6 +310,19 @@ pub fn single_server_proxy(server_port: u16, timeout_ms: u32) -> (Proxy, u16) {
     (Proxy::start(Flavor::Rustcracker, &config, port, &[]), port)
 }
 
+/// Every TCP socket whose local or remote port is `port`, with its process, as `ss` lists
+/// them (for a test that lost a port to someone).
+fn sockets_on(port: &str) -> String {
+    let listing = Command::new("ss").args(["-Htanp"]).output();
+    let text = listing.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let wanted = format!(":{port} ");
+    text.unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&wanted))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A running proxy with its config in a temporary directory.
 pub struct Proxy {
     pub flavor: Flavor,
@@ -376,11 +389,23 @@ impl Proxy {
         }
     }
 
-    /// The last `lines` lines the proxy logged (empty with TEST_PROXY_LOG set).
+    /// The last `lines` lines the proxy logged (empty with TEST_PROXY_LOG set), and when it
+    /// could not bind an address, who holds it.
     fn log_tail(log: &Path, lines: usize) -> String {
         let logged = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = logged.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        let mut out = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        // `bind on pool 'p' to addr '127.0.0.1:PORT' failed: Address already in use`.
+        let taken = logged
+            .lines()
+            .filter(|l| l.contains("Address already in use"));
+        for port in taken.filter_map(|l| l.split("127.0.0.1:").nth(1)?.split('\'').next()) {
+            out.push_str(&format!(
+                "\nsockets on port {port} (ss -tanp):\n{}",
+                sockets_on(port)
+            ));
+        }
+        out
     }
 }
 
