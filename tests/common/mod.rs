@@ -6,7 +6,7 @@
 pub mod conn;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -31,6 +31,13 @@ const TEST_PORTS: std::ops::Range<u16> = 20000..31000;
 
 /// A loopback TCP port that was free a moment ago, from [`TEST_PORTS`], spread by process id
 /// so parallel test binaries rarely collide.
+///
+/// Free means no TCP socket in the kernel's tables (`/proc/net/tcp`, `tcp6`) uses it. The test
+/// deliberately opens no socket of its own to find out: a listener bound here for a moment is
+/// copied into any child another test thread forks meanwhile, and lives there until that
+/// child's exec closes it. A proxy started on the port then failed with "Address already in
+/// use", or a client connected into the copy's backlog and was reset when it closed (the
+/// suite's rare failure in sessions 14 and 15).
 pub fn free_port() -> u16 {
     if NEXT_PORT.load(Ordering::Relaxed) == 0 {
         let seed = TEST_PORTS.start + (std::process::id() % 1000) as u16 * 10;
@@ -42,10 +49,26 @@ pub fn free_port() -> u16 {
             NEXT_PORT.store(TEST_PORTS.start, Ordering::Relaxed);
             port = TEST_PORTS.start;
         }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !ports_in_use().contains(&port) {
             return port;
         }
     }
+}
+
+/// The local ports of every TCP socket the kernel lists (IPv4 and IPv6, any state).
+fn ports_in_use() -> std::collections::HashSet<u16> {
+    let mut ports = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        // Columns: sl local_address(ADDR:PORT, hex) …
+        for line in text.lines().skip(1) {
+            let local = line.split_whitespace().nth(1).unwrap_or_default();
+            if let Some(Ok(port)) = local.rsplit(':').next().map(|p| u16::from_str_radix(p, 16)) {
+                ports.insert(port);
+            }
+        }
+    }
+    ports
 }
 
 /// Waits until something accepts TCP connections on `port`.
