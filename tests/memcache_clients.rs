@@ -412,7 +412,8 @@ fn a_request_after_an_idle_spell_still_times_out() {
 /// Errors are worded as nutcracker words them (glibc strerror).
 #[test]
 fn backend_errors_use_nutcracker_wording() {
-    let dead_port = common::free_port();
+    let dead_guard = common::dead_port();
+    let dead_port = dead_guard.port;
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.sock");
     let (port, port2, port3) = (

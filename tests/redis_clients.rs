@@ -532,13 +532,8 @@ fn oom_on_one_fragment_fails_the_split_command() {
 #[test]
 fn refused_fragment_keeps_the_client_connection() {
     let live = Redis::start();
-    // A port nothing listens on: an ephemeral one, outside the range the
-    // harness gives to servers.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead_guard = common::dead_port();
+    let dead = dead_guard.port;
     let port = common::free_port();
     let config = format!(
         "pool:\n  listen: 127.0.0.1:{port}\n  redis: true\n  timeout: 2000\n  servers:\n   - 127.0.0.1:{}:1\n   - 127.0.0.1:{dead}:1\n",

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, read_until_suffix, Flavor, Memcached, Proxy, Redis};
+use common::{dead_port, free_port, read_until_suffix, Flavor, Memcached, Proxy, Redis};
 
 // ---------------------------------------------------------------------------
 // A parser for the stats document (objects, strings and integers only), which
@@ -367,24 +367,6 @@ fn start(flavor: Flavor, yaml: &str, pools: &[u16], args: &[&str]) -> (Proxy, Do
     });
     assert_eq!(doc.top("curr_connections"), listeners, "{}", doc.raw);
     (proxy, doc)
-}
-
-/// A loopback port bound but not listening: connections to it are refused,
-/// and no other process can take it while the guard lives.
-struct DeadPort {
-    port: u16,
-    _socket: socket2::Socket,
-}
-
-fn dead_port() -> DeadPort {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    socket.bind(&addr.into()).unwrap();
-    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-    DeadPort {
-        port,
-        _socket: socket,
-    }
 }
 
 fn both() -> [Flavor; 2] {

@@ -71,6 +71,25 @@ fn ports_in_use() -> std::collections::HashSet<u16> {
     ports
 }
 
+/// A loopback port bound but not listening: connections to it are refused,
+/// and no other process can take it while the guard lives. (A listener dropped at once
+/// would not do: a copy forked into another test's child may accept for a moment.)
+pub struct DeadPort {
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+pub fn dead_port() -> DeadPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&addr.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    DeadPort {
+        port,
+        _socket: socket,
+    }
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16) {
     if let Err(why) = wait_listening(port, || None) {
