@@ -22,7 +22,7 @@ use super::clock::Micros;
 use super::errno::Failure;
 use super::hub::SessionWake;
 use super::merge::Merge;
-use super::stream::ClientSocket;
+use super::stream::Socket;
 use super::{Framed, Protocol};
 
 /// Buffer capacity a client keeps while idle: enough for a burst of ~100
@@ -44,7 +44,7 @@ pub struct Client {
     awaiting_replies: Cell<bool>,
     /// The client's socket, shared with its session so that a server
     /// connection can write replies straight to it (see [`open_reply_batch`]).
-    stream: Rc<ClientSocket>,
+    stream: Rc<Socket>,
     /// Has the session stepped when `out` grew and a reply batch does not send it.
     pub wake: SessionWake,
     protocol: Protocol,
@@ -93,7 +93,7 @@ impl Client {
         protocol: Protocol,
         stats: Arc<WorkerStats>,
         pool: usize,
-        stream: Rc<ClientSocket>,
+        stream: Rc<Socket>,
         wake: SessionWake,
     ) -> Client {
         Client {

@@ -51,7 +51,7 @@ pub use listener::ListenError;
 
 use listener::BoundListener;
 use pool::PoolRuntime;
-use stream::ClientSocket;
+use stream::Socket;
 use worker::WorkerRuntime;
 
 /// How long a shutdown waits for in-flight requests before closing anyway.
@@ -354,6 +354,13 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
         };
         tokio::task::spawn_local(timer::run(timers.clone()));
+        let hub = match hub::Hub::new() {
+            Ok(hub) => hub,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
         let mut runtimes = Vec::with_capacity(pools.len());
         let mut attached = Vec::with_capacity(pools.len());
         for (index, ((pool, clients), bound)) in
@@ -365,8 +372,11 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
                 clients,
                 mbuf_size,
                 combine_gets,
-                stats.clone(),
-                timers.clone(),
+                pool::WorkerParts {
+                    stats: stats.clone(),
+                    timers: timers.clone(),
+                    server_watch: hub.servers.clone(),
+                },
             ));
             stats.total_connections.inc();
             stats.curr_connections.inc();
@@ -384,13 +394,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
             }
             runtimes.push(pool);
         }
-        let worker = match WorkerRuntime::new(runtimes, stats, timers) {
-            Ok(worker) => Rc::new(worker),
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
-            }
-        };
+        let worker = Rc::new(WorkerRuntime::new(runtimes, stats, timers, hub));
         for (index, listener) in attached.into_iter().enumerate() {
             tokio::task::spawn_local(accept_loop(listener, index, worker.clone()));
         }
@@ -449,7 +453,7 @@ impl Listener {
     }
 
     /// The next client (non-blocking, close-on-exec).
-    async fn accept(&self, keepalive: bool) -> io::Result<ClientSocket> {
+    async fn accept(&self, keepalive: bool) -> io::Result<Socket> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
@@ -457,11 +461,11 @@ impl Listener {
                 if keepalive {
                     socket2::SockRef::from(&stream).set_keepalive(true)?;
                 }
-                Ok(ClientSocket::Tcp(stream.into()))
+                Ok(Socket::Tcp(stream.into()))
             }
             Listener::Unix(l) => {
                 let (stream, _) = l.async_io(Interest::READABLE, |l| l.accept()).await?;
-                Ok(ClientSocket::Unix(stream.into()))
+                Ok(Socket::Unix(stream.into()))
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::stats::{LivePoolStats, WorkerStats};
 
 use super::client::Client;
 use super::clock::{self, Micros};
+use super::hub::ServerWatch;
 use super::server::{Pending, ServerConnection, ServerRuntime};
 use super::timer::Timers;
 use super::Protocol;
@@ -41,6 +42,16 @@ pub struct PoolRuntime {
     pub stats: Arc<WorkerStats>,
     /// This worker's timers (request deadlines).
     pub timers: Rc<Timers>,
+    /// Where this worker's server connections are served once connected.
+    pub server_watch: Rc<ServerWatch>,
+}
+
+/// What every pool of a worker shares with the worker.
+#[derive(Clone)]
+pub struct WorkerParts {
+    pub stats: Arc<WorkerStats>,
+    pub timers: Rc<Timers>,
+    pub server_watch: Rc<ServerWatch>,
 }
 
 impl PoolRuntime {
@@ -51,9 +62,13 @@ impl PoolRuntime {
         clients: Arc<AtomicUsize>,
         mbuf_size: usize,
         combine_gets: usize,
-        stats: Arc<WorkerStats>,
-        timers: Rc<Timers>,
+        worker: WorkerParts,
     ) -> PoolRuntime {
+        let WorkerParts {
+            stats,
+            timers,
+            server_watch,
+        } = worker;
         let router = config.router();
         let servers = config
             .servers
@@ -77,6 +92,7 @@ impl PoolRuntime {
             combine_keys: if config.redis { 0 } else { combine_gets },
             stats,
             timers,
+            server_watch,
             max_key_len: rustcracker_redis::max_key_len_for_mbuf(mbuf_size),
             config,
         }

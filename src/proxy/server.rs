@@ -2,16 +2,19 @@
 //!
 //! Clients append request bytes to a connection's output buffer and a
 //! [`Pending`] entry to its FIFO; the worker's write batch writes everything
-//! accumulated in one go when the client hub's round ends (the connection's
-//! task writes what the kernel did not take, once the socket is writable).
-//! The task reads replies in big chunks and hands each to the request at the
-//! head of the FIFO. One timer per connection covers the oldest request's
-//! deadline (the FIFO is in deadline order because every request of a pool
-//! has the same timeout).
+//! accumulated in one go when the hub's round ends. Once connected, the
+//! socket is in the worker's hub ([`super::hub::ServerWatch`]): the hub
+//! reads replies in big chunks and hands each to the request at the head of
+//! the FIFO ([`ServerConnection::on_event`]), and writes what the kernel did
+//! not take once the socket is writable. The connection's task connects,
+//! keeps one timer for the oldest request's deadline (the FIFO is in
+//! deadline order because every request of a pool has the same timeout),
+//! and ends the connection when the hub or a write finds it failed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use super::clock::Micros;
 use super::combine::{self, Cut};
 use super::errno::Failure;
 use super::pool::PoolRuntime;
-use super::stream::Stream;
+use super::stream::Socket;
 use super::timer::Timer;
 use super::{Framed, ResponseParse, ResponseReader};
 
@@ -118,11 +121,27 @@ struct OpenLine {
 pub struct ServerConnection {
     state: RefCell<ConnectionState>,
     stats: ServerStatsRef,
-    /// Wakes the connection's task: bytes to write that the worker's write
-    /// batch did not take (see [`super::write_batch`]), or shutdown.
+    /// Wakes the connection's task: bytes to write that no write batch took
+    /// (see [`super::write_batch`]), a failure, or shutdown.
     wake: Notify,
-    /// The socket, once connected (the write batch writes to it too).
-    stream: RefCell<Option<Rc<Stream>>>,
+    /// The socket, once connected (taken out when the connection ends).
+    socket: RefCell<Option<Socket>>,
+    /// Replies read and not yet handed out.
+    input: RefCell<Input>,
+}
+
+/// A connection's replies as they are read and parsed.
+struct Input {
+    bytes: Vec<u8>,
+    /// Room to read into: doubles while reads fill it, so a burst of replies
+    /// is read in one call rather than one per 16 KiB.
+    chunk: usize,
+    /// Where the next reply starts in `bytes`.
+    start: usize,
+    /// The length `bytes` must reach before the reply at `start` can be whole.
+    need: usize,
+    reader: ResponseReader,
+    group: Group,
 }
 
 struct ConnectionState {
@@ -149,6 +168,13 @@ struct ConnectionState {
     /// A write outside the connection's task failed: the task ends the
     /// connection with it.
     write_error: Option<io::Error>,
+    /// Reading found the connection failed: the task ends it with this.
+    ended: Option<Failure>,
+    /// The kernel did not take the last write whole: the rest goes when the
+    /// socket is writable again (not at every event: a readable socket is
+    /// writable too, and requests gathering for the write batch must wait
+    /// for its end).
+    write_blocked: bool,
 }
 
 /// The keys of a retrieval line `get k1 k2\r\n` (`gets …` when `gets`): `k1 k2`.
@@ -186,6 +212,8 @@ impl ConnectionState {
             unwritten_replied: Queued::default(),
             outstanding: Queued::default(),
             write_error: None,
+            ended: None,
+            write_blocked: false,
         }
     }
 
@@ -393,27 +421,181 @@ impl ServerConnection {
         }
     }
 
-    /// Writes what is queued (the write batch's end): what the kernel does
-    /// not take now, or a failure, is left to the connection's task.
+    /// Writes what is queued (the write batch's end, or the socket became
+    /// writable): what the kernel does not take now waits for the socket to
+    /// be writable again (the hub calls this then); a failure is left to the
+    /// connection's task.
     pub fn flush(&self) {
-        let stream = self.stream.borrow();
+        let socket = self.socket.borrow();
         // Not connected yet: the task writes once it is.
-        let Some(stream) = stream.as_ref() else {
+        let Some(socket) = socket.as_ref() else {
             return;
         };
-        match self.write_out(stream) {
-            Ok(false) => {}
-            Ok(true) => self.wake.notify_one(),
-            Err(e) => {
-                self.state.borrow_mut().write_error = Some(e);
+        if let Err(e) = self.write_out(socket) {
+            let mut st = self.state.borrow_mut();
+            // Nothing more goes to it: the next request opens a new connection.
+            st.broken = true;
+            st.write_error = Some(e);
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The hub found the socket ready: reads and hands out the replies there
+    /// are, and writes what the kernel did not take before. `closed`: the
+    /// event also said the server closed (or the socket has an error).
+    pub fn on_event(&self, server: &ServerRuntime, readable: bool, writable: bool, closed: bool) {
+        let (broken, blocked) = {
+            let st = self.state.borrow();
+            (st.broken, st.write_blocked)
+        };
+        if broken {
+            return;
+        }
+        if writable && blocked {
+            self.flush();
+        }
+        if readable {
+            if let Err(failure) = self.read_replies(server, closed) {
+                let mut st = self.state.borrow_mut();
+                st.broken = true;
+                st.ended = Some(failure);
+                drop(st);
                 self.wake.notify_one();
             }
         }
     }
 
+    /// Reads until the socket is drained, handing out each whole reply;
+    /// `closed`: until the end of the stream shows (the edge that said so
+    /// does not come again).
+    fn read_replies(&self, server: &ServerRuntime, closed: bool) -> Result<(), Failure> {
+        let socket = self.socket.borrow();
+        let Some(socket) = socket.as_ref() else {
+            return Ok(());
+        };
+        let mut input = self.input.borrow_mut();
+        let input = &mut *input;
+        loop {
+            // Room for the rest of a reply of known size at once (up to a
+            // bound: the size comes from the server's bytes), and for `chunk`.
+            let rest = input.need.saturating_sub(input.bytes.len()).min(INPUT_KEEP);
+            let wanted = input.chunk.max(rest);
+            if input.bytes.capacity() - input.bytes.len() < wanted / 2 {
+                input.bytes.reserve(wanted);
+            }
+            let room = input.bytes.capacity() - input.bytes.len();
+            // A read that comes back short drained the socket: the next bytes
+            // bring a new event (edge-triggered), so no read to see EAGAIN;
+            // unless the server closed, which no later event would tell.
+            let drained = match socket.read_into(&mut input.bytes) {
+                Ok(0) => {
+                    let outstanding = self.state.borrow().fifo.len();
+                    crate::log_info!(
+                        "s to '{}' closed by server, {outstanding} outstanding",
+                        server.config.pname
+                    );
+                    return Err(Failure::Unknown);
+                }
+                Ok(n) if n == room => {
+                    input.chunk = (input.chunk * 2).min(READ_MAX);
+                    false
+                }
+                Ok(_) => !closed,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    crate::log_error!("recv on s to '{}' failed: {e}", server.config.pname);
+                    return Err(Failure::from_io(&e));
+                }
+            };
+            if input.bytes.len() >= input.need {
+                self.hand_out(input, server)?;
+            }
+            if drained {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hands out every whole reply in `input`, keeping the unparsed tail.
+    fn hand_out(&self, input: &mut Input, server: &ServerRuntime) -> Result<(), Failure> {
+        // One clock read per batch of replies, for the latency histogram.
+        let arrived = super::clock::tick();
+        // Clients answered in this batch are written to when it ends.
+        let _batch = client::open_reply_batch();
+        let Input {
+            bytes,
+            chunk,
+            start,
+            need,
+            reader,
+            group,
+        } = input;
+        loop {
+            let buf = &bytes[*start..];
+            match reader.parse(buf) {
+                ResponseParse::Incomplete(needed) => {
+                    *need = *start + needed;
+                    break;
+                }
+                ResponseParse::Invalid => {
+                    crate::log_error!("parsed bad response from '{}'", server.config.pname);
+                    return Err(Failure::INVALID);
+                }
+                ResponseParse::Response {
+                    len,
+                    server_failure,
+                } => {
+                    if server_failure {
+                        return Err(Failure::INVALID);
+                    }
+                    let reply = &buf[..len];
+                    let head = self.state.borrow_mut().take_reply(group);
+                    server.failures.set(0);
+                    let framed = reader.framed();
+                    if let Some(head) = head {
+                        let waited = self.replied(&head, len, arrived);
+                        head.pending.deliver(Ok(reply), framed, waited);
+                    } else if group.members.is_empty() {
+                        crate::log_error!("stray response from '{}'", server.config.pname);
+                        return Err(Failure::INVALID);
+                    } else if let Err(failure) =
+                        self.reply_group(group, reply, framed.values(), arrived)
+                    {
+                        crate::log_error!("parsed bad response from '{}'", server.config.pname);
+                        return Err(failure);
+                    }
+                    *start += len;
+                }
+            }
+        }
+        // Keep the unparsed tail at the front; let big buffers go when idle.
+        if *start == bytes.len() {
+            *need = 0;
+            bytes.clear();
+            if bytes.capacity() > INPUT_KEEP {
+                *bytes = Vec::new();
+                *chunk = READ_CHUNK;
+            }
+            let mut st = self.state.borrow_mut();
+            if st.fifo.is_empty() && st.fifo.capacity() > FIFO_KEEP {
+                st.fifo = VecDeque::new();
+            }
+            if st.fifo.is_empty() && st.keys.capacity() > KEYS_KEEP {
+                st.keys = Vec::new();
+            }
+        } else if *start > 0 {
+            bytes.drain(..*start);
+            *need = need.saturating_sub(*start);
+        }
+        *start = 0;
+        Ok(())
+    }
+
     /// Writes what is queued, as much as the kernel takes now; `Ok(true)`:
     /// some is left (the socket is not writable now).
-    fn write_out(&self, stream: &Stream) -> io::Result<bool> {
+    fn write_out(&self, stream: &Socket) -> io::Result<bool> {
         let mut st = self.state.borrow_mut();
         if st.broken || st.out.is_empty() {
             return Ok(false);
@@ -421,7 +603,7 @@ impl ServerConnection {
         let mut written = 0;
         let mut result = Ok(());
         while written < st.out.len() {
-            match stream.try_write(&st.out[written..]) {
+            match stream.write(&st.out[written..]) {
                 Ok(0) => {
                     result = Err(io::Error::from_raw_os_error(libc::EPIPE));
                     break;
@@ -463,7 +645,8 @@ impl ServerConnection {
         } else {
             st.out.drain(..written);
         }
-        result.map(|()| !st.out.is_empty())
+        st.write_blocked = result.is_ok() && !st.out.is_empty();
+        result.map(|()| st.write_blocked)
     }
 
     /// Puts the proxy's own requests (redis AUTH / SELECT) ahead of everything
@@ -658,7 +841,15 @@ impl ServerRuntime {
                 server: self.index,
             },
             wake: Notify::new(),
-            stream: RefCell::new(None),
+            socket: RefCell::new(None),
+            input: RefCell::new(Input {
+                bytes: Vec::new(),
+                chunk: READ_CHUNK,
+                start: 0,
+                need: 0,
+                reader: ResponseReader::new(pool.protocol),
+                group: Group::default(),
+            }),
         })
     }
 
@@ -697,8 +888,9 @@ const FIFO_KEEP: usize = 4096;
 /// The most room for combined lines' keys a connection keeps once every reply is in.
 const KEYS_KEEP: usize = 64 * 1024;
 
-/// The task behind one server connection: connect, then write / read / time out
-/// until the connection fails or the server closes it.
+/// The task behind one server connection: connect, hand the socket to the
+/// worker's hub, then keep the deadlines until the connection fails or the
+/// server closes it.
 async fn run(
     conn: Rc<ServerConnection>,
     server: Rc<ServerRuntime>,
@@ -706,8 +898,8 @@ async fn run(
     preconnect: bool,
 ) {
     let keepalive = pool.config.tcpkeepalive;
-    let stream = match Stream::connect(&server.config.address, keepalive).await {
-        Ok(stream) => stream,
+    let socket = match Socket::connect(&server.config.address, keepalive).await {
+        Ok(socket) => socket,
         Err(e) => {
             let failure = Failure::from_io(&e);
             if preconnect {
@@ -732,12 +924,21 @@ async fn run(
     };
     conn.stats.get().server_connections.inc();
     pool.on_connect(&conn);
-    let stream = Rc::new(stream);
-    *conn.stream.borrow_mut() = Some(stream.clone());
-    let failure = serve(&conn, &stream, &server, &pool).await;
+    let fd = socket.as_raw_fd();
+    *conn.socket.borrow_mut() = Some(socket);
+    let failure = match pool.server_watch.add(fd, &conn, &server) {
+        Ok(slot) => {
+            let failure = serve(&conn, &server, &pool).await;
+            pool.server_watch.remove(slot, fd);
+            failure
+        }
+        Err(e) => {
+            crate::log_error!("watching s to '{}' failed: {e}", server.config.pname);
+            Some(Failure::from_io(&e))
+        }
+    };
     // The socket closes now, whoever still holds the connection.
-    conn.stream.borrow_mut().take();
-    drop(stream);
+    conn.socket.borrow_mut().take();
     let stats = conn.stats.get();
     stats.server_connections.add(-1);
     conn.stats.worker.curr_connections.add(-1);
@@ -755,47 +956,42 @@ async fn run(
     }
 }
 
-/// Runs a connected server connection; returns the failure that ended it
-/// (`None` for an orderly close at shutdown).
+/// Keeps a connected server connection's deadlines, and writes what was
+/// queued outside a write batch, until the connection ends; returns the
+/// failure that ended it (`None` for an orderly close at shutdown).
 async fn serve(
     conn: &ServerConnection,
-    stream: &Stream,
     server: &ServerRuntime,
     pool: &PoolRuntime,
 ) -> Option<Failure> {
-    let mut input: Vec<u8> = Vec::new();
-    // Room to read into: doubles while reads fill it, so a burst of replies
-    // is read in one call rather than one per 16 KiB.
-    let mut chunk = READ_CHUNK;
-    let mut start = 0usize;
-    let mut need = 0usize;
-    let mut reader = ResponseReader::new(pool.protocol);
-    let mut group = Group::default();
     let timer = Timer::new(&pool.timers);
     let mut armed: Option<Micros> = None;
     loop {
-        // Requests were queued during this round of the runtime (by clients,
-        // or while this task handed out replies): first let every other ready
-        // task run; a yield defers this task past them and past the runtime's
-        // next look for events, so all their requests leave in one write.
-        if !conn.state.borrow().out.is_empty() {
-            tokio::task::yield_now().await;
+        let (ended, write_error) = {
+            let mut st = conn.state.borrow_mut();
+            (st.ended.take(), st.write_error.take())
+        };
+        if ended.is_some() {
+            return ended;
         }
-        // Write everything queued since the last wake-up, and end the
-        // connection if a write outside this task failed.
-        let write_error = conn.state.borrow_mut().write_error.take();
-        let written = match write_error {
-            Some(e) => Err(e),
-            None if conn.is_broken() => return None,
-            None => conn.write_out(stream),
+        if let Some(e) = write_error {
+            crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
+            return Some(Failure::from_io(&e));
+        }
+        if conn.is_broken() {
+            return None;
+        }
+        // Requests queued when no write batch was open (and those queued
+        // before the connect): what the kernel does not take now the hub
+        // writes once the socket is writable.
+        let written = match conn.socket.borrow().as_ref() {
+            Some(socket) => conn.write_out(socket),
+            None => Ok(false),
         };
-        let want_write = match written {
-            Ok(more) => more,
-            Err(e) => {
-                crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
-                return Some(Failure::from_io(&e));
-            }
-        };
+        if let Err(e) = written {
+            crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
+            return Some(Failure::from_io(&e));
+        }
         // The timer is re-armed lazily: it stays set for an older deadline and,
         // when it fires, moves on to the current head. Deadlines only grow along
         // the FIFO, so it never fires late; and it is not reset per reply.
@@ -815,99 +1011,7 @@ async fn serve(
         }
         tokio::select! {
             biased;
-            ready = stream.readable() => {
-                if let Err(e) = ready {
-                    return Some(Failure::from_io(&e));
-                }
-                // Room for the rest of a reply of known size at once (up to a
-                // bound: the size comes from the server's bytes), and for `chunk`.
-                let rest = need.saturating_sub(input.len()).min(INPUT_KEEP);
-                let wanted = chunk.max(rest);
-                if input.capacity() - input.len() < wanted / 2 {
-                    input.reserve(wanted);
-                }
-                let room = input.capacity() - input.len();
-                match stream.read_available(&mut input) {
-                    Ok(0) => {
-                        let outstanding = conn.state.borrow().fifo.len();
-                        crate::log_info!("s to '{}' closed by server, {outstanding} outstanding", server.config.pname);
-                        return Some(Failure::Unknown);
-                    }
-                    Ok(n) if n == room => chunk = (chunk * 2).min(READ_MAX),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        crate::log_error!("recv on s to '{}' failed: {e}", server.config.pname);
-                        return Some(Failure::from_io(&e));
-                    }
-                }
-                if input.len() < need {
-                    continue;
-                }
-                // One clock read per batch of replies, for the latency histogram.
-                let arrived = super::clock::tick();
-                // Clients answered in this batch are written to when it ends.
-                let _batch = client::open_reply_batch();
-                loop {
-                    let buf = &input[start..];
-                    match reader.parse(buf) {
-                        ResponseParse::Incomplete(needed) => {
-                            need = start + needed;
-                            break;
-                        }
-                        ResponseParse::Invalid => {
-                            crate::log_error!("parsed bad response from '{}'", server.config.pname);
-                            return Some(Failure::INVALID);
-                        }
-                        ResponseParse::Response { len, server_failure } => {
-                            if server_failure {
-                                return Some(Failure::INVALID);
-                            }
-                            let reply = &buf[..len];
-                            let head = conn.state.borrow_mut().take_reply(&mut group);
-                            server.failures.set(0);
-                            let framed = reader.framed();
-                            if let Some(head) = head {
-                                let waited = conn.replied(&head, len, arrived);
-                                head.pending.deliver(Ok(reply), framed, waited);
-                            } else if group.members.is_empty() {
-                                crate::log_error!("stray response from '{}'", server.config.pname);
-                                return Some(Failure::INVALID);
-                            } else if let Err(failure) = conn.reply_group(&mut group, reply, framed.values(), arrived) {
-                                crate::log_error!("parsed bad response from '{}'", server.config.pname);
-                                return Some(failure);
-                            }
-                            start += len;
-                        }
-                    }
-                }
-                // Keep the unparsed tail at the front; let big buffers go when idle.
-                if start == input.len() {
-                    need = 0;
-                    input.clear();
-                    if input.capacity() > INPUT_KEEP {
-                        input = Vec::new();
-                        chunk = READ_CHUNK;
-                    }
-                    let mut st = conn.state.borrow_mut();
-                    if st.fifo.is_empty() && st.fifo.capacity() > FIFO_KEEP {
-                        st.fifo = VecDeque::new();
-                    }
-                    if st.fifo.is_empty() && st.keys.capacity() > KEYS_KEEP {
-                        st.keys = Vec::new();
-                    }
-                } else if start > 0 {
-                    input.drain(..start);
-                    need = need.saturating_sub(start);
-                }
-                start = 0;
-            }
-            ready = stream.writable(), if want_write => {
-                if let Err(e) = ready {
-                    return Some(Failure::from_io(&e));
-                }
-            }
-            _ = conn.wake.notified(), if !want_write => {}
+            _ = conn.wake.notified() => {}
             _ = timer.fired(), if armed.is_some() => {
                 armed = None;
                 // Fresh time: the timer is re-armed from it when the FIFO is empty.

@@ -10,7 +10,7 @@ use super::client::Client;
 use super::hub::{Parked, SessionWake};
 use super::pool::PoolRuntime;
 use super::redis::RedisSession;
-use super::stream::ClientSocket;
+use super::stream::Socket;
 use super::worker::{WorkerRuntime, SWEEP_PERIOD};
 use super::{memcache, Protocol};
 
@@ -109,7 +109,7 @@ pub enum Outcome {
 
 /// A client being served.
 pub struct Session {
-    socket: Rc<ClientSocket>,
+    socket: Rc<Socket>,
     client: Rc<Client>,
     pool: Rc<PoolRuntime>,
     redis: RedisSession,
@@ -321,7 +321,7 @@ impl Session {
 /// Reads into `buf` what `socket` has. `Ok(None)`: nothing now. A short read
 /// drained the socket, so `readable` is cleared: the next bytes bring an
 /// event (an EOF, once seen closed, does not: see `Session::read_closed`).
-fn read(socket: &ClientSocket, readable: &mut bool, buf: &mut [u8]) -> io::Result<Option<usize>> {
+fn read(socket: &Socket, readable: &mut bool, buf: &mut [u8]) -> io::Result<Option<usize>> {
     match socket.read(buf) {
         Ok(n) => {
             if n < buf.len() {

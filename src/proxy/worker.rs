@@ -16,7 +16,7 @@ use super::clock;
 use super::hub::{Hub, Parked};
 use super::pool::PoolRuntime;
 use super::session::{self, Stop};
-use super::stream::ClientSocket;
+use super::stream::Socket;
 use super::timer::{Timer, Timers};
 
 /// How often idle clients are swept and parked. A client is
@@ -38,7 +38,7 @@ pub struct WorkerRuntime {
     pub stats: Arc<WorkerStats>,
     /// Client sessions running now (a shutdown waits for them).
     pub active: Cell<usize>,
-    /// Every client of the worker, active or parked.
+    /// Every client of the worker, active or parked, and every server connection.
     pub hub: Hub,
     shutdown: Cell<bool>,
     /// Wakes the listeners and the housekeeping for the shutdown.
@@ -50,22 +50,23 @@ pub struct WorkerRuntime {
 }
 
 impl WorkerRuntime {
-    /// A worker with an empty client hub; call inside the worker's runtime.
+    /// A worker serving `pools` through `hub`.
     pub fn new(
         pools: Vec<Rc<PoolRuntime>>,
         stats: Arc<WorkerStats>,
         timers: Rc<Timers>,
-    ) -> std::io::Result<WorkerRuntime> {
-        Ok(WorkerRuntime {
+        hub: Hub,
+    ) -> WorkerRuntime {
+        WorkerRuntime {
             pools,
             stats,
             active: Cell::new(0),
-            hub: Hub::new()?,
+            hub,
             shutdown: Cell::new(false),
             signal: Notify::new(),
             idle_parked: Cell::new(0),
             timers,
-        })
+        }
     }
 
     /// Whether the proxy is shutting down.
@@ -86,7 +87,7 @@ impl WorkerRuntime {
     }
 
     /// Takes a client just accepted: it waits parked until it speaks.
-    pub fn admit(&self, socket: ClientSocket, pool: usize) {
+    pub fn admit(&self, socket: Socket, pool: usize) {
         let client = Parked {
             socket,
             pool: pool as u32,
