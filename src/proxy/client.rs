@@ -409,7 +409,7 @@ thread_local! {
 /// Opens the worker's batch of replies handed out by a server connection
 /// (`None`: one is open already). While it is open, a client whose output
 /// goes from empty to ready is written to when the batch ends (one `write`
-/// per client per batch, straight from the server connection's task, in the
+/// per client per batch, straight from where the replies were read, in the
 /// order the replies came, so the oldest request's goes out first) instead
 /// of having its session stepped to do it: this saves a step per reply.
 pub fn open_reply_batch() -> Option<batch::Guard<Rc<Client>>> {

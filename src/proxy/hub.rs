@@ -101,7 +101,7 @@ const SERVER_TOKENS: usize = 1 << 30;
 /// Events taken from the epoll set per `epoll_wait`.
 const EVENTS: usize = 256;
 /// Wake-ups and steps a driver round serves before it lets the runtime's
-/// other tasks (server connections, listeners) run.
+/// other tasks (listeners, server connections' deadlines) run.
 const DUE_PER_ROUND: usize = 4096;
 
 impl Hub {
@@ -312,8 +312,9 @@ pub async fn drive(worker: Rc<WorkerRuntime>) {
     let hub = &worker.hub;
     let mut due: Vec<u32> = Vec::new();
     // Sessions with more to read: stepped again in the next round, after
-    // the server connections have run (a client pipelining without pause
-    // must not keep them from draining what it sent).
+    // the server connections' replies have been read and the runtime's
+    // other tasks have run (a client pipelining without pause must not keep
+    // them from draining what it sent).
     let mut later: Vec<u32> = Vec::new();
     loop {
         let ready = poll_fn(|cx| {

@@ -6,9 +6,9 @@
 //! `Notify`, a task poll, a `select!` over fresh readiness futures) and
 //! that task then yielded for one more turn of the runtime's driver before
 //! its write: ~1,500 instructions a request (callgrind at 1,000 requests/s),
-//! against ~3,300 for the whole request at pipeline 1. The task now runs
-//! only for replies, for a write the kernel did not take whole (it waits
-//! until the socket is writable), and for a connect.
+//! against ~3,300 for the whole request at pipeline 1. (Since then the
+//! hub also reads the connections' replies and finishes their blocked
+//! writes; the task connects, keeps the deadline and ends the connection.)
 
 use std::cell::RefCell;
 use std::rc::Rc;
