@@ -1,6 +1,6 @@
 //! The stats table: one declaration of every pool and server counter.
 //!
-//! [`stats_table!`] is the single source of truth. It generates
+//! `stats_table!` (below) is the single source of truth. It generates
 //! [`PoolStats`] and [`ServerStats`] (one `i64` field per metric, in
 //! nutcracker's order), [`POOL_FIELDS`] and [`SERVER_FIELDS`] (name, kind,
 //! description), and everything derived from them: the `-D` text here, and
