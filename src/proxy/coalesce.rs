@@ -11,8 +11,12 @@
 //!
 //! The rule. A worker starts *coalescing* once it is loaded by many
 //! clients: over a 10 ms period it was busy (running tasks, neither waiting
-//! nor sleeping) at least 30% of the time, and at least 16 clients sent it
-//! requests.
+//! nor sleeping) at least 15% of the time, and at least 16 clients sent it
+//! requests. (At 30% the bench's 20,000 requests/s from 50 clients, busy
+//! 16–25% of its periods, coalesced only when a burst pushed one period over
+//! the bar, by luck; once server replies were read in the hub it never did,
+//! and woke ~3 times as often: 1.2 `epoll_wait`s a request against 0.4, and
+//! ~12% more CPU a request. At 10,000 requests/s a worker is busy ~10%.)
 //! While coalescing, each time the runtime is about to wait for events, it
 //! first sleeps for one *window* if events arrive back to back (the last
 //! wait ended within one window). It stops coalescing when sleeping no
@@ -61,7 +65,7 @@ pub const DEFAULT_WINDOW_US: u64 = 50;
 const PERIOD: Micros = 10_000;
 /// Busy share of a period, and clients that sent requests in it, from
 /// which a worker starts coalescing.
-const START_LOAD: f64 = 0.3;
+const START_LOAD: f64 = 0.15;
 const START_CLIENTS: u32 = 16;
 /// Events a round after a sleep must serve, on average over a period, for sleeping to go on.
 const PAYING_EVENTS: u64 = 2;
@@ -309,8 +313,8 @@ mod tests {
 
     #[test]
     fn a_lightly_loaded_worker_waits_at_once() {
-        // Back to back, a fifth busy.
-        assert_eq!(Loop::new().run(10_000, 10, 2, 40), 0);
+        // Back to back, a tenth busy.
+        assert_eq!(Loop::new().run(10_000, 5, 2, 45), 0);
     }
 
     #[test]
