@@ -2,7 +2,7 @@
 //! hands them out, in the order they came, when it closes. The reply batch
 //! (clients to write to once a server connection's replies are handed out,
 //! `client.rs`) and the write batch (server connections to write to once
-//! the client hub's round ends, `write_batch.rs`) are two of these.
+//! the hub's round ends, `write_batch.rs`) are two of these.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;

@@ -421,7 +421,7 @@ fn worker_main(worker: Worker, ready: std::sync::mpsc::Sender<io::Result<()>>) {
 }
 
 /// A listener attached to the worker's runtime. Accepted sockets go
-/// straight to the worker's client hub, parked until they speak; they never
+/// straight to the worker's hub, parked until they speak; they never
 /// get a runtime registration of their own.
 enum Listener {
     Tcp(AsyncFd<mio::net::TcpListener>),
@@ -431,7 +431,7 @@ enum Listener {
 /// Registers `owner`'s descriptor in the worker's runtime for `interest`.
 /// `owner` must own the descriptor and never change it while registered:
 /// tokio deprecates its safe constructor for an `unsafe` one whose contract
-/// is exactly that, and every owner here (a mio listener, the client hub's
+/// is exactly that, and every owner here (a mio listener, the hub's
 /// epoll set, the timers' timerfd) keeps it.
 fn watch<T: AsRawFd>(owner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
     #[allow(deprecated)]

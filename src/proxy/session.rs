@@ -1,5 +1,5 @@
 //! One client's session: read big, parse every complete request, route it,
-//! and write replies back in request order. The worker's client hub (see
+//! and write replies back in request order. The worker's hub (see
 //! `hub.rs`) steps it when its socket has an event or something is due.
 
 use std::io;

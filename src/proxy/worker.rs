@@ -1,4 +1,4 @@
-//! What one worker's tasks share: its pools, its client hub, the count of
+//! What one worker's tasks share: its pools, its hub, the count of
 //! live sessions, and the signals that reach every session (shutdown, idle
 //! sweeps).
 

@@ -1,5 +1,5 @@
 //! The worker's write batch: server connections given requests while the
-//! client hub runs a round are written to when the round ends, straight
+//! hub runs a round are written to when the round ends, straight
 //! from the hub, instead of waking each connection's task to do it.
 //!
 //! Why: at light load every request woke its server connection's task (a

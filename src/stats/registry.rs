@@ -18,7 +18,7 @@ pub struct WorkerStats {
     pub total_connections: Counter,
     /// Connections open now.
     pub curr_connections: Counter,
-    /// Idle client connections parked in the worker's client hub (part of
+    /// Idle client connections parked in the worker's hub (part of
     /// `curr_connections`).
     pub parked_clients: Counter,
     /// Per pool, per server: time from queueing a request on a server
