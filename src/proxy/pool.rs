@@ -47,7 +47,6 @@ pub struct PoolRuntime {
 }
 
 /// What every pool of a worker shares with the worker.
-#[derive(Clone)]
 pub struct WorkerParts {
     pub stats: Arc<WorkerStats>,
     pub timers: Rc<Timers>,
