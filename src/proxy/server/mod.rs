@@ -131,11 +131,8 @@ struct ConnectionState {
     unwritten_replied: Queued,
     /// Requests written and awaiting their reply.
     outstanding: Queued,
-    /// A write outside the connection's task failed: the task ends the
-    /// connection with it.
-    write_error: Option<io::Error>,
-    /// Reading found the connection failed: the task ends it with this.
-    ended: Option<Failure>,
+    /// A read or a write found the connection failed: the task ends it.
+    ending: Option<Ending>,
     /// The kernel did not take the last write whole: the rest goes when the
     /// socket is writable again (not at every event: a readable socket is
     /// writable too, and requests gathering for the write batch must wait
@@ -158,11 +155,16 @@ impl ConnectionState {
             unwritten: Queued::default(),
             unwritten_replied: Queued::default(),
             outstanding: Queued::default(),
-            write_error: None,
-            ended: None,
+            ending: None,
             write_blocked: false,
         }
     }
+}
+
+/// Why a connection is ending, as a read or a write found it.
+enum Ending {
+    Read(Failure),
+    Write(io::Error),
 }
 
 /// A count of requests and their bytes.
@@ -268,13 +270,18 @@ impl ServerConnection {
             return;
         };
         if let Err(e) = self.write_out(socket) {
-            let mut st = self.state.borrow_mut();
-            // Nothing more goes to it: the next request opens a new connection.
-            st.broken = true;
-            st.write_error = Some(e);
-            drop(st);
-            self.wake.notify_one();
+            self.end_soon(Ending::Write(e));
         }
+    }
+
+    /// Marks the connection failed (nothing more is queued to it: the next
+    /// request opens a new connection) and has its task end it.
+    fn end_soon(&self, why: Ending) {
+        let mut st = self.state.borrow_mut();
+        st.broken = true;
+        st.ending.get_or_insert(why);
+        drop(st);
+        self.wake.notify_one();
     }
 
     /// Writes what is queued, as much as the kernel takes now; `Ok(true)`:

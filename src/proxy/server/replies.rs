@@ -6,7 +6,7 @@ use std::io;
 
 use rustcracker_memcache::ValueSpan;
 
-use super::{ServerConnection, ServerRuntime, Waiting, WHOLE};
+use super::{Ending, ServerConnection, ServerRuntime, Waiting, WHOLE};
 use super::{FIFO_KEEP, INPUT_KEEP, KEYS_KEEP, READ_CHUNK, READ_MAX};
 use crate::proxy::client;
 use crate::proxy::clock::Micros;
@@ -71,11 +71,7 @@ impl ServerConnection {
         }
         if readable {
             if let Err(failure) = self.read_replies(server, closed) {
-                let mut st = self.state.borrow_mut();
-                st.broken = true;
-                st.ended = Some(failure);
-                drop(st);
-                self.wake.notify_one();
+                self.end_soon(Ending::Read(failure));
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use super::{ServerConnection, ServerRuntime};
+use super::{Ending, ServerConnection, ServerRuntime};
 use crate::proxy::clock::Micros;
 use crate::proxy::errno::Failure;
 use crate::proxy::pool::PoolRuntime;
@@ -90,30 +90,19 @@ async fn serve(
     let timer = Timer::new(&pool.timers);
     let mut armed: Option<Micros> = None;
     loop {
-        let (ended, write_error) = {
-            let mut st = conn.state.borrow_mut();
-            (st.ended.take(), st.write_error.take())
-        };
-        if ended.is_some() {
-            return ended;
-        }
-        if let Some(e) = write_error {
-            crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
-            return Some(Failure::from_io(&e));
-        }
-        if conn.is_broken() {
-            return None;
-        }
         // Requests queued when no write batch was open (and those queued
         // before the connect): what the kernel does not take now the hub
         // writes once the socket is writable.
-        let written = match conn.socket.borrow().as_ref() {
-            Some(socket) => conn.write_out(socket),
-            None => Ok(false),
-        };
-        if let Err(e) = written {
-            crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
-            return Some(Failure::from_io(&e));
+        conn.flush();
+        let ending = conn.state.borrow_mut().ending.take();
+        match ending {
+            Some(Ending::Read(failure)) => return Some(failure),
+            Some(Ending::Write(e)) => {
+                crate::log_error!("sendv on s to '{}' failed: {e}", server.config.pname);
+                return Some(Failure::from_io(&e));
+            }
+            None if conn.is_broken() => return None,
+            None => {}
         }
         // The timer is re-armed lazily: it stays set for an older deadline and,
         // when it fires, moves on to the current head. Deadlines only grow along
