@@ -54,8 +54,8 @@ Options:
       --threads=N        : set number of worker threads (default: {DEFAULT_THREADS})
       --coalesce=N       : under load, let events gather for up to N usec per
                            wake-up of a worker (default: {DEFAULT_COALESCE_US}, 0: off)
-      --combine-gets=N   : send the memcache gets queued for a server in one
-                           round as one get of up to N keys (default: {MAX_COMBINE_GETS}, 0: off)
+      --combine-gets=N   : send the memcache gets (redis MGETs) queued for a
+                           server in one round as one of up to N keys (default: {MAX_COMBINE_GETS}, 0: off)
       --route [KEY...]   : print the server each key maps to and exit
                            (keys from the arguments, else one per line from stdin)
       --pool=S           : limit --route to one pool

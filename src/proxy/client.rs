@@ -172,6 +172,15 @@ impl Client {
         });
     }
 
+    /// The reply for redis `MGET` `seq` that was part of a combined `MGET`:
+    /// an array of its `count` elements, `body`.
+    pub fn complete_elements(self: &Rc<Self>, seq: u64, count: u32, body: &[u8], backend: Micros) {
+        self.complete_with(seq, backend, |buf| {
+            rustcracker_redis::mget_header(count as usize, buf);
+            buf.extend_from_slice(body);
+        });
+    }
+
     /// The reply for request `seq`, written by `write`.
     fn complete_with(self: &Rc<Self>, seq: u64, backend: Micros, write: impl FnOnce(&mut Vec<u8>)) {
         let st = self.state.borrow_mut();
@@ -242,6 +251,41 @@ impl Client {
         framed: Framed<'_>,
         backend: Micros,
     ) {
+        let last = outcome.unwrap_or_default();
+        self.add_to_merge(seq, last, framed, |merge| {
+            merge.add(fragment, outcome, framed, backend)
+        });
+    }
+
+    /// One fragment's reply for the split redis `MGET` `seq`, when the
+    /// fragment was part of a combined `MGET`: its `count` elements, `body`,
+    /// which end at `ends` in it.
+    pub fn complete_fragment_elements(
+        self: &Rc<Self>,
+        seq: u64,
+        fragment: u32,
+        count: u32,
+        body: &[u8],
+        ends: &[usize],
+        backend: Micros,
+    ) {
+        // The merge keeps a copy (with its array header), even when it is the last one in.
+        self.add_to_merge(seq, &[], Framed::NONE, |merge| {
+            merge.add_elements(fragment, count, body, ends, backend)
+        });
+    }
+
+    /// Adds a fragment's outcome to the merge of request `seq` with `add`
+    /// (true: every fragment is in), and then builds the client's reply,
+    /// `last` being the reply of the fragment that came in last if the
+    /// merge kept no copy of it (`framed`: its parts).
+    fn add_to_merge(
+        self: &Rc<Self>,
+        seq: u64,
+        last: &[u8],
+        framed: Framed<'_>,
+        add: impl FnOnce(&mut Merge) -> bool,
+    ) {
         let mut st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
             return;
@@ -250,7 +294,7 @@ impl Client {
         let Some(Slot::Merge(merge, timing)) = st.slots.get_mut(index) else {
             return;
         };
-        if !merge.add(fragment, outcome, framed, backend) {
+        if !add(merge) {
             return;
         }
         // Every fragment is in: take the merge out of its slot and build the
@@ -264,7 +308,6 @@ impl Client {
         };
         // The slowest fragment is the request's backend time.
         let backend = merge.backend();
-        let last = outcome.unwrap_or_default();
         let mut failed = false;
         // Due now with nothing ahead of it: a big reply goes straight to the socket.
         let direct = index == 0 && st.out.is_empty() && merge.reply_size(last) >= DIRECT_MIN;

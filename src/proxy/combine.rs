@@ -12,7 +12,14 @@
 //! the combined reply. memcached answers the keys of a line in order and
 //! leaves misses out, so the blocks are matched to the keys in one pass.
 //!
-//! A key is never in two members of one line ([`has_key`] keeps it out):
+//! redis `MGET`s are combined the same way (`*N MGET k1 … kN`), for the same
+//! reason: redis's cost per command is several times its cost per key of an
+//! `MGET`. Its reply is an array with one element per key, in order, so each
+//! member's part is its count of elements ([`cut_elements`]). Single-key
+//! `GET`s are not turned into `MGET`s: `GET` of a list is an error, `MGET`
+//! answers nil for it.
+//!
+//! A key is never in two members of one memcache line ([`has_key`] keeps it out):
 //! with a concurrent `set`, memcached could find it missing for the first
 //! and present for the second, and which member a lone `VALUE` belonged to
 //! would be a guess. Within one member (a client's own `get a a`) the member
@@ -168,6 +175,46 @@ pub fn cut(
     Cut::Values
 }
 
+/// Cuts `reply` (one complete reply to a combined redis `MGET`) among its
+/// members: `ends` are where its elements end, as framing recorded them;
+/// `member_keys` gives each member's key count. Fills `bodies` with each
+/// member's elements (without the array header) when the answer is
+/// [`Cut::Values`].
+pub fn cut_elements(
+    reply: &[u8],
+    ends: &[usize],
+    member_keys: impl IntoIterator<Item = usize>,
+    bodies: &mut Vec<Range<usize>>,
+) -> Cut {
+    bodies.clear();
+    // An error (or any reply that is not an array) answers every member.
+    if !reply.starts_with(b"*") {
+        return Cut::Same;
+    }
+    let Some(mut start) = memchr::memchr(b'\n', reply).map(|i| i + 1) else {
+        return Cut::Invalid;
+    };
+    let mut taken = 0;
+    for count in member_keys {
+        taken += count;
+        let end = match taken.checked_sub(1) {
+            None => start,
+            Some(last) => match ends.get(last) {
+                Some(&end) if end >= start => end,
+                _ => return Cut::Invalid,
+            },
+        };
+        bodies.push(start..end);
+        start = end;
+    }
+    // Exactly one element per key: framing recorded every element (an array
+    // of scalars) and the members asked for them all.
+    if taken != ends.len() || start != reply.len() {
+        return Cut::Invalid;
+    }
+    Cut::Values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +303,48 @@ mod tests {
         // In the wrong order.
         let reply = [value("b", "2"), value("a", "1")].concat() + "END\r\n";
         assert_eq!(cut_str(&reply, &[&["a"], &["b"]]).0, Cut::Invalid);
+    }
+
+    /// Cuts a redis reply among members of `counts` keys.
+    fn cut_redis(reply: &str, counts: &[usize]) -> (Cut, Vec<String>) {
+        let parser = rustcracker_redis::ResponseParser::framing(reply.as_bytes());
+        let ends = parser.element_ends().unwrap_or_default();
+        let mut bodies = Vec::new();
+        let cut = cut_elements(reply.as_bytes(), ends, counts.iter().copied(), &mut bodies);
+        let parts = bodies
+            .iter()
+            .map(|r| reply[r.clone()].to_string())
+            .collect();
+        (cut, parts)
+    }
+
+    #[test]
+    fn each_mget_member_gets_its_own_elements() {
+        let reply = "*4\r\n$1\r\na\r\n$-1\r\n$3\r\nccc\r\n$0\r\n\r\n";
+        let (cut, parts) = cut_redis(reply, &[1, 2, 1]);
+        assert_eq!(cut, Cut::Values);
+        assert_eq!(parts, ["$1\r\na\r\n", "$-1\r\n$3\r\nccc\r\n", "$0\r\n\r\n"]);
+        // The same key in two members: each gets its own element.
+        let (cut, parts) = cut_redis("*2\r\n$1\r\nx\r\n$1\r\nx\r\n", &[1, 1]);
+        assert_eq!((cut, parts.len()), (Cut::Values, 2));
+    }
+
+    #[test]
+    fn an_mget_reply_that_does_not_fit_is_out_of_step() {
+        // Too few or too many elements for the members' keys.
+        assert_eq!(cut_redis("*1\r\n$1\r\na\r\n", &[1, 1]).0, Cut::Invalid);
+        assert_eq!(
+            cut_redis("*3\r\n$1\r\na\r\n$-1\r\n$-1\r\n", &[1, 1]).0,
+            Cut::Invalid
+        );
+        assert_eq!(cut_redis("*0\r\n", &[1]).0, Cut::Invalid);
+        // Not an array of scalars: framing recorded no ends.
+        assert_eq!(cut_redis("*2\r\n*0\r\n$-1\r\n", &[1, 1]).0, Cut::Invalid);
+        // An error answers everyone.
+        assert_eq!(
+            cut_redis("-NOAUTH Authentication required.\r\n", &[1, 2]).0,
+            Cut::Same
+        );
     }
 
     #[test]

@@ -250,6 +250,45 @@ impl Merge {
         self.remaining == 0
     }
 
+    /// Records the reply of an `MGET` fragment that was part of a combined
+    /// `MGET`: its `count` elements, `body`, which end at `ends` in it. Kept
+    /// as a reply of its own (`*<count>` then `body`), even when it is the last
+    /// one in (finish with an empty `last` then). True when every fragment is in.
+    pub fn add_elements(
+        &mut self,
+        fragment: u32,
+        count: u32,
+        body: &[u8],
+        ends: &[usize],
+        backend: Micros,
+    ) -> bool {
+        self.backend = self.backend.max(backend);
+        let Some(part) = self.parts.get_mut(fragment as usize) else {
+            return false;
+        };
+        if part.is_some() || self.kind != MergeKind::RedisMget {
+            return false;
+        }
+        let start = self.data.len();
+        rustcracker_redis::mget_header(count as usize, &mut self.data);
+        let body_start = self.data.len();
+        self.data.extend_from_slice(body);
+        *part = Some((start as u32, self.data.len() as u32));
+        let first = self.elements.len();
+        // Ends are kept relative to the reply (header included).
+        let header = body_start - start;
+        self.elements.extend(ends.iter().map(|&end| end + header));
+        if let Some(range) = self.part_framing.get_mut(fragment as usize) {
+            *range = (first as u32, self.elements.len() as u32);
+        }
+        if self.remaining == 1 {
+            // No reply comes in uncopied: `finish` reads every one from `data`.
+            self.last = usize::MAX;
+        }
+        self.remaining -= 1;
+        self.remaining == 0
+    }
+
     /// The slowest fragment's server time.
     pub fn backend(&self) -> Micros {
         self.backend
@@ -634,6 +673,44 @@ mod tests {
                 assert!(!merge.finish(Protocol::Redis, last_reply, last_framed, &mut out));
                 assert_eq!(out, merged);
                 assert_eq!(write_all(&mut merge, last_reply, last_framed), merged);
+                Merge::recycle(merge);
+            }
+        }
+    }
+
+    #[test]
+    fn an_mget_merges_fragments_that_were_parts_of_combined_mgets() {
+        // MGET a b c as above; either fragment (or both) came as the
+        // elements of a combined MGET, in either order.
+        let bodies: [&[u8]; 2] = [b"$2\r\nva\r\n$-1\r\n", b"$2\r\nvb\r\n"];
+        let body_ends: [&[usize]; 2] = [&[8, 13], &[8]];
+        let replies: [&[u8]; 2] = [b"*2\r\n$2\r\nva\r\n$-1\r\n", b"*1\r\n$2\r\nvb\r\n"];
+        let merged: &[u8] = b"*3\r\n$2\r\nva\r\n$2\r\nvb\r\n$-1\r\n";
+        for combined in [[true, true], [true, false], [false, true]] {
+            for (first, last) in [(0u32, 1u32), (1, 0)] {
+                let mut merge = Merge::new(MergeKind::RedisMget, 2);
+                for (key, fragment) in [(b"a", 0), (b"b", 1), (b"c", 0)] {
+                    merge.push_key(key, fragment);
+                }
+                let mut last_reply: &[u8] = &[];
+                for (i, fragment) in [first, last].into_iter().enumerate() {
+                    let f = fragment as usize;
+                    let all_in = if combined[f] {
+                        let count = body_ends[f].len() as u32;
+                        merge.add_elements(fragment, count, bodies[f], body_ends[f], 0)
+                    } else {
+                        last_reply = replies[f];
+                        merge.add(fragment, Ok(replies[f]), Framed::NONE, 0)
+                    };
+                    assert_eq!(all_in, i == 1);
+                }
+                if combined[last as usize] {
+                    last_reply = &[];
+                }
+                let mut out = Vec::new();
+                assert!(!merge.finish(Protocol::Redis, last_reply, Framed::NONE, &mut out));
+                assert_eq!(out, merged, "{combined:?} {first}");
+                assert_eq!(write_all(&mut merge, last_reply, Framed::NONE), merged);
                 Merge::recycle(merge);
             }
         }

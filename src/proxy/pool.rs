@@ -36,7 +36,7 @@ pub struct PoolRuntime {
     pub max_key_len: usize,
     /// This pool's position in the config (and in the stats).
     pub index: usize,
-    /// The most keys per combined `get` line (memcache pools; 0: not combined).
+    /// The most keys per combined `get` line or redis `MGET` (0: not combined).
     pub combine_keys: usize,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
@@ -88,7 +88,7 @@ impl PoolRuntime {
             next_rebuild: Cell::new(None),
             clients,
             index,
-            combine_keys: if config.redis { 0 } else { combine_gets },
+            combine_keys: combine_gets,
             stats,
             timers,
             server_watch,

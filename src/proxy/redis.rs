@@ -156,10 +156,16 @@ fn send(
     pending: Pending,
     scratch: &mut Vec<u8>,
 ) {
-    if request.inline {
+    let bytes = if request.inline {
         scratch.clear();
         rustcracker_redis::write_request(bytes, request, scratch);
-        conn.enqueue(scratch, Some(pending));
+        &scratch[..]
+    } else {
+        bytes
+    };
+    // An MGET may join (or be joined by) others queued on the connection.
+    if request.command == Command::Mget {
+        conn.enqueue_mget(bytes, pending);
     } else {
         conn.enqueue(bytes, Some(pending));
     }
@@ -199,7 +205,10 @@ fn forward_split(
             seq,
             &mut session.scratch,
             |keys, out| rustcracker_redis::write_fragment(bytes, request, keys, out),
-            |conn, fragment, pending| conn.enqueue(fragment, Some(pending)),
+            |conn, fragment, pending| match kind {
+                Fragmentation::Mget => conn.enqueue_mget(fragment, pending),
+                _ => conn.enqueue(fragment, Some(pending)),
+            },
         );
     });
 }

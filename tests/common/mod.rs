@@ -214,6 +214,20 @@ pub fn kill(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`. After `STOP`, waits until every one of
+/// its threads has stopped: kill(2) returns with the signal pending, and a thread woken by a
+/// request at that moment could still answer it.
+pub fn signal_and_wait(pid: u32, signal: &str) {
+    kill(pid, signal);
+    if signal == "STOP" {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "process {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// Whether every thread of process `pid` is stopped (state `T` in `/proc/PID/task/*/stat`).
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -270,19 +284,9 @@ impl Memcached {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Sends `signal` (`STOP`, `CONT`) to this memcached. After `STOP`, waits until every one
-    /// of its threads has stopped: kill(2) returns with the signal pending, and a thread woken
-    /// by a request at that moment could still answer it.
+    /// Sends `signal` (`STOP`, `CONT`) to this memcached (see [`signal_and_wait`]).
     pub fn signal(&self, signal: &str) {
-        let pid = self.process.child.id();
-        kill(pid, signal);
-        if signal == "STOP" {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !all_threads_stopped(pid) {
-                assert!(Instant::now() < deadline, "memcached {pid} did not stop");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        signal_and_wait(self.process.child.id(), signal);
     }
 
     /// Sends raw bytes directly to this memcached and reads until the reply ends with `until`.
@@ -332,6 +336,11 @@ impl Redis {
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to this redis-server (see [`signal_and_wait`]).
+    pub fn signal(&self, signal: &str) {
+        signal_and_wait(self.process.child.id(), signal);
     }
 }
 

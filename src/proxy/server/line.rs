@@ -1,16 +1,16 @@
-//! A server connection's combined retrieval line: memcache `get`s queued
-//! for the same server in one round join one line (see [`crate::proxy::combine`]),
-//! and the reply to it is shared out among them.
+//! A server connection's combined retrieval line: memcache `get`s (or redis
+//! `MGET`s) queued for the same server in one round join one line (see
+//! [`crate::proxy::combine`]), and the reply to it is shared out among them.
 
 use super::replies::Group;
 use super::{ConnectionState, Waiting};
 use crate::proxy::combine;
 
-/// The `get` / `gets` line at the end of a connection's output, not yet
-/// written, that later retrievals may join (see [`combine`]).
+/// The retrieval at the end of a connection's output, not yet written, that
+/// later retrievals may join (see [`combine`]).
 #[derive(Clone, Copy)]
 pub(super) struct OpenLine {
-    gets: bool,
+    kind: LineKind,
     /// Where the line starts and ends in `out` (it is joinable only while
     /// it still ends `out`).
     start: usize,
@@ -18,6 +18,57 @@ pub(super) struct OpenLine {
     keys: usize,
     /// Another request joined it (the first one's keys were recorded then).
     joined: bool,
+}
+
+/// What an open line asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Get,
+    Gets,
+    /// A redis `MGET` (a multi-bulk request).
+    Mget,
+}
+
+/// The most bytes a combined redis `MGET` grows to (a member's key may be
+/// long; redis reads bigger requests, but each join may move the request
+/// when its header grows a digit).
+const MGET_BYTES_MAX: usize = 16 * 1024;
+
+/// Where the keys of a multi-bulk `MGET` (`*N\r\n$4\r\nMGET\r\n<keys>`) start, and
+/// how many there are; `None` for anything else, and for `MGET`s of more
+/// than [`combine::MEMBER_KEYS_MAX`] keys. The proxy writes `MGET`s in this
+/// form (client requests, whose argument headers the parser takes only in
+/// this form, fragments, re-encoded inline requests).
+fn mget_keys(request: &[u8]) -> Option<(usize, usize)> {
+    // A byte at a time: this runs for every MGET, and the count is short.
+    if request.first() != Some(&b'*') {
+        return None;
+    }
+    let mut count = 0;
+    let mut at = 1;
+    while let Some(&digit @ b'0'..=b'9') = request.get(at) {
+        count = count * 10 + usize::from(digit - b'0');
+        at += 1;
+        if count > combine::MEMBER_KEYS_MAX + 1 {
+            return None;
+        }
+    }
+    let command = request.get(at..at + 12)?;
+    let is_mget = command.starts_with(b"\r\n$4\r\n")
+        && command[6..10].eq_ignore_ascii_case(b"MGET")
+        && command.ends_with(b"\r\n");
+    (is_mget && count >= 2).then_some((at + 12, count - 1))
+}
+
+/// How many bytes the header `*<count>\r\n` takes.
+fn header_len(count: usize) -> usize {
+    let mut digits = 1;
+    let mut rest = count / 10;
+    while rest > 0 {
+        digits += 1;
+        rest /= 10;
+    }
+    digits + 3
 }
 
 /// The keys of a retrieval line `get k1 k2\r\n` (`gets …` when `gets`): `k1 k2`.
@@ -44,11 +95,12 @@ impl ConnectionState {
     /// be (returning the bytes its keys take in `keys`), else as the new open line.
     pub(super) fn put_retrieval(&mut self, line: &[u8]) -> Option<u32> {
         let gets = line.starts_with(b"gets ");
+        let kind = if gets { LineKind::Gets } else { LineKind::Get };
         let new_keys = keys_on(line, gets);
         let keys = key_count(new_keys);
         let combinable = self.combine_max > 0 && keys <= combine::MEMBER_KEYS_MAX;
         let joined = if combinable {
-            self.join(new_keys, gets, keys)
+            self.join(new_keys, kind, keys)
         } else {
             None
         };
@@ -62,7 +114,7 @@ impl ConnectionState {
                     self.open_keys.insert(key);
                 }
                 self.open = Some(OpenLine {
-                    gets,
+                    kind,
                     start,
                     end: self.out.len(),
                     keys,
@@ -77,10 +129,11 @@ impl ConnectionState {
     /// it may: same command, the open line still unwritten and last in `out`,
     /// within the line bounds, and none of the keys already on it. Returns the
     /// bytes its keys take in `keys`.
-    fn join(&mut self, new_keys: &[u8], gets: bool, count: usize) -> Option<u32> {
+    fn join(&mut self, new_keys: &[u8], kind: LineKind, count: usize) -> Option<u32> {
+        let gets = kind == LineKind::Gets;
         let mut open = self.open?;
         if open.end != self.out.len()
-            || open.gets != gets
+            || open.kind != kind
             || new_keys.is_empty()
             || open.keys + count > self.combine_max
             || open.end - open.start + new_keys.len() + 1 > combine::LINE_MAX
@@ -120,6 +173,71 @@ impl ConnectionState {
         open.end = self.out.len();
         self.open = Some(open);
         Some(new_keys.len() as u32 + 1)
+    }
+
+    /// Puts redis `request` in `out`: joined to the open `MGET` when it is
+    /// one of few keys and may join (returning its key count), else as it is
+    /// (and as the new open line when it is an `MGET` others may join).
+    pub(super) fn put_mget(&mut self, request: &[u8]) -> Option<u32> {
+        let keys = mget_keys(request).filter(|_| self.combine_max > 0);
+        if let Some((start, count)) = keys {
+            if let Some(joined) = self.join_mget(&request[start..], count) {
+                return Some(joined);
+            }
+        }
+        let start = self.out.len();
+        self.out.extend_from_slice(request);
+        self.open = keys.map(|(_, count)| OpenLine {
+            kind: LineKind::Mget,
+            start,
+            end: self.out.len(),
+            keys: count,
+            joined: false,
+        });
+        None
+    }
+
+    /// Joins an `MGET` of `count` keys (`keys`: their multi-bulk arguments)
+    /// to the open one if it may: the open line still unwritten and last in
+    /// `out`, within the bounds. Unlike memcache, a key may be on the line
+    /// twice: redis answers every key of an `MGET` in its place, from one
+    /// snapshot, so each member's elements are its own.
+    fn join_mget(&mut self, keys: &[u8], count: usize) -> Option<u32> {
+        let mut open = self.open?;
+        if open.end != self.out.len()
+            || open.kind != LineKind::Mget
+            || open.keys + count > self.combine_max
+            || open.end - open.start + keys.len() > MGET_BYTES_MAX
+        {
+            return None;
+        }
+        let header_len = header_len(open.keys + 1);
+        if !open.joined {
+            // The line's first request has company now: record its key count
+            // (its FIFO entry is the last one: nothing was queued after it).
+            self.fifo.back_mut()?.keys = open.keys as u32;
+            open.joined = true;
+        }
+        // The new argument count, `*<keys + 1>\r\n`; it moves the rest of
+        // the line only when it grows a digit.
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(open.keys + count + 1).as_bytes();
+        let mut header = [0u8; 24];
+        header[0] = b'*';
+        header[1..=digits.len()].copy_from_slice(digits);
+        header[digits.len() + 1..digits.len() + 3].copy_from_slice(b"\r\n");
+        let header = &header[..digits.len() + 3];
+        let old = open.start..open.start + header_len;
+        if header.len() == header_len {
+            self.out[old].copy_from_slice(header);
+        } else {
+            self.out.splice(old, header.iter().copied());
+        }
+        self.out.extend_from_slice(keys);
+        open.keys += count;
+        open.end = self.out.len();
+        self.open = Some(open);
+        Some(count as u32)
     }
 
     /// Takes the requests a reply is for: the FIFO's head, or when it heads
@@ -180,6 +298,29 @@ mod tests {
         }
     }
 
+    /// Queues redis requests as `enqueue_mget` does (without the stats).
+    fn put_redis(st: &mut ConnectionState, requests: &[&[&str]]) {
+        for args in requests {
+            let mut request = format!("*{}\r\n", args.len());
+            for arg in *args {
+                request += &format!("${}\r\n{arg}\r\n", arg.len());
+            }
+            let joined = st.put_mget(request.as_bytes());
+            st.fifo.push_back(Waiting {
+                pending: Pending {
+                    client: None,
+                    seq: 0,
+                    fragment: WHOLE,
+                    deadline: None,
+                },
+                len: 0,
+                queued: 0,
+                keys: joined.unwrap_or(0),
+                joined: joined.is_some(),
+            });
+        }
+    }
+
     fn out(st: &ConnectionState) -> String {
         String::from_utf8_lossy(&st.out).into_owned()
     }
@@ -200,6 +341,95 @@ mod tests {
             (3, &b"a b c d "[..])
         );
         assert!(st.fifo.is_empty() && st.keys.is_empty());
+    }
+
+    #[test]
+    fn mgets_join_the_open_mget() {
+        let mut st = state(100);
+        put_redis(
+            &mut st,
+            &[&["MGET", "a"], &["mget", "b", "c"], &["MGET", "a"]],
+        );
+        assert_eq!(
+            out(&st),
+            "*5\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\na\r\n"
+        );
+        let entries: Vec<_> = st.fifo.iter().map(|w| (w.keys, w.joined)).collect();
+        assert_eq!(entries, [(1, false), (2, true), (1, true)]);
+        let mut group = Group::default();
+        assert!(st.take_reply(&mut group).is_none());
+        assert_eq!(group.members.len(), 3);
+        assert!(st.fifo.is_empty());
+    }
+
+    #[test]
+    fn a_combined_mget_header_grows_its_digits() {
+        let mut st = state(100);
+        let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            put_redis(&mut st, &[&["MGET", key]]);
+        }
+        let mut expected = "*13\r\n$4\r\nMGET\r\n".to_string();
+        for key in &keys {
+            expected += &format!("${}\r\n{key}\r\n", key.len());
+        }
+        assert_eq!(out(&st), expected);
+    }
+
+    #[test]
+    fn what_mget_does_not_join() {
+        // Other commands close the open MGET and are never joined.
+        let mut st = state(100);
+        put_redis(
+            &mut st,
+            &[
+                &["MGET", "a"],
+                &["GET", "b"],
+                &["MGET", "c"],
+                &["MGET", "d"],
+            ],
+        );
+        assert_eq!(
+            out(&st),
+            "*2\r\n$4\r\nMGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n\
+             *3\r\n$4\r\nMGET\r\n$1\r\nc\r\n$1\r\nd\r\n"
+        );
+        // At most `combine_max` keys a line; a wide MGET goes alone and takes no company.
+        let mut st = state(3);
+        put_redis(&mut st, &[&["MGET", "a", "b"], &["MGET", "c", "d"]]);
+        assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
+        let wide: Vec<String> = (0..17).map(|i| format!("w{i}")).collect();
+        let mut args = vec!["MGET"];
+        args.extend(wide.iter().map(String::as_str));
+        let mut st = state(100);
+        put_redis(&mut st, &[&["MGET", "a"], &args, &["MGET", "b"]]);
+        assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
+        // Not combining: every request as it came.
+        let mut st = state(0);
+        put_redis(&mut st, &[&["MGET", "a"], &["MGET", "b"]]);
+        assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
+    }
+
+    #[test]
+    fn only_multi_bulk_mgets_of_few_keys_are_recognised() {
+        assert_eq!(mget_keys(b"*2\r\n$4\r\nMGET\r\n$1\r\na\r\n"), Some((14, 1)));
+        assert_eq!(
+            mget_keys(b"*3\r\n$4\r\nmget\r\n$1\r\na\r\n$1\r\nb\r\n"),
+            Some((14, 2))
+        );
+        let wide = format!("*{}\r\n$4\r\nMGET\r\n", combine::MEMBER_KEYS_MAX + 2);
+        assert_eq!(mget_keys(wide.as_bytes()), None);
+        for other in [
+            &b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n"[..],
+            b"*1\r\n$4\r\nMGET\r\n",
+            b"*2\r\n$4\r\nMSET\r\n$1\r\na\r\n",
+            b"MGET a\r\n",
+            b"*2\r\n$4\r\nMGET",
+            b"",
+        ] {
+            assert_eq!(mget_keys(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        assert_eq!((header_len(2), header_len(10), header_len(101)), (4, 5, 6));
     }
 
     #[test]

@@ -70,6 +70,18 @@ impl Pending {
         }
     }
 
+    /// Hands a member of a combined redis `MGET` its `count` elements,
+    /// `body` (the client's reply is `*<count>` then `body`), which end at
+    /// `ends` in `body`.
+    fn deliver_elements(self, count: u32, body: &[u8], ends: &[usize], backend: Micros) {
+        let Some(client) = self.client else { return };
+        if self.fragment == WHOLE {
+            client.complete_elements(self.seq, count, body, backend);
+        } else {
+            client.complete_fragment_elements(self.seq, self.fragment, count, body, ends, backend);
+        }
+    }
+
     /// Hands a member of a combined retrieval its `VALUE` blocks (the
     /// client's reply is `body` then `END`), which are at `spans` in `body`.
     fn deliver_values(self, body: &[u8], spans: &[ValueSpan], backend: Micros) {
@@ -89,8 +101,9 @@ struct Waiting {
     /// Its length in bytes (as the client sent it), for the queue gauges.
     len: u32,
     queued: Micros,
-    /// Bytes of the connection's `keys` that are this request's keys: set
-    /// for the members of a combined retrieval, else 0.
+    /// Set for the members of a combined retrieval, else 0: memcache, the
+    /// bytes of the connection's `keys` that are this request's keys; redis,
+    /// how many keys of the combined `MGET` are its.
     keys: u32,
     /// Joined the retrieval line of the request before it: its reply is
     /// part of that one's.
@@ -217,6 +230,22 @@ impl ServerConnection {
         self.queued(
             wake,
             request_len,
+            Some(pending),
+            joined.unwrap_or(0),
+            joined.is_some(),
+        );
+    }
+
+    /// Queues a redis request that may be an `MGET` others join (see
+    /// [`combine`]); anything else is queued as [`ServerConnection::enqueue`] does.
+    pub fn enqueue_mget(self: &Rc<Self>, request: &[u8], pending: Pending) {
+        let mut st = self.state.borrow_mut();
+        let wake = st.out.is_empty();
+        let joined = st.put_mget(request);
+        drop(st);
+        self.queued(
+            wake,
+            request.len(),
             Some(pending),
             joined.unwrap_or(0),
             joined.is_some(),

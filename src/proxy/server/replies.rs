@@ -50,8 +50,10 @@ pub(super) struct Group {
     pub(super) members: Vec<Waiting>,
     pub(super) keys: Vec<u8>,
     pub(super) bodies: Vec<std::ops::Range<usize>>,
-    /// Per member, in turn: its blocks' spans within its body.
+    /// Per member, in turn: its blocks' spans within its body (memcache).
     pub(super) spans: Vec<ValueSpan>,
+    /// Per member, in turn: where its elements end within its body (redis).
+    pub(super) ends: Vec<usize>,
 }
 
 impl ServerConnection {
@@ -170,9 +172,7 @@ impl ServerConnection {
                     } else if group.members.is_empty() {
                         crate::log_error!("stray response from '{}'", server.config.pname);
                         return Err(Failure::INVALID);
-                    } else if let Err(failure) =
-                        self.reply_group(group, reply, framed.values(), arrived)
-                    {
+                    } else if let Err(failure) = self.reply_group(group, reply, framed, arrived) {
                         crate::log_error!("parsed bad response from '{}'", server.config.pname);
                         return Err(failure);
                     }
@@ -224,21 +224,95 @@ impl ServerConnection {
     }
 
     /// Shares the reply to a combined line out among its members (each gets
-    /// its `VALUE` blocks then `END`, or the whole reply when it is an error).
-    /// A reply that does not fit the line fails them all: the connection is
-    /// out of step.
+    /// its part, or the whole reply when it is an error). A reply that does
+    /// not fit the line fails them all: the connection is out of step.
     fn reply_group(
+        &self,
+        group: &mut Group,
+        reply: &[u8],
+        framed: Framed<'_>,
+        arrived: Micros,
+    ) -> Result<(), Failure> {
+        let cut = match framed {
+            Framed::Values(spans) => self.share_values(group, reply, spans, arrived),
+            Framed::Elements(ends) => self.share_elements(group, reply, ends, arrived),
+        };
+        match cut {
+            Cut::Invalid => Err(Failure::INVALID),
+            Cut::Values | Cut::Same => Ok(()),
+        }
+    }
+
+    /// A combined redis `MGET`'s reply: each member gets its elements.
+    fn share_elements(
+        &self,
+        group: &mut Group,
+        reply: &[u8],
+        reply_ends: &[usize],
+        arrived: Micros,
+    ) -> Cut {
+        let Group {
+            members,
+            bodies,
+            ends,
+            ..
+        } = group;
+        let cut = combine::cut_elements(
+            reply,
+            reply_ends,
+            members.iter().map(|w| w.keys as usize),
+            bodies,
+        );
+        // The header the client's reply gets back, for the stats.
+        let header = |count: u32| 3 + itoa::Buffer::new().format(count).len();
+        let mut next_end = 0;
+        for (i, member) in members.drain(..).enumerate() {
+            match (&cut, bodies.get(i)) {
+                (Cut::Values, Some(body)) => {
+                    let count = member.keys;
+                    let mine = reply_ends
+                        .get(next_end..next_end + count as usize)
+                        .unwrap_or_default();
+                    next_end += count as usize;
+                    ends.clear();
+                    // Only a member that is a fragment of a split request
+                    // uses them (in its merge).
+                    if member.pending.fragment != WHOLE {
+                        ends.extend(mine.iter().map(|&end| end - body.start));
+                    }
+                    let waited = self.replied(&member, header(count) + body.len(), arrived);
+                    member
+                        .pending
+                        .deliver_elements(count, &reply[body.clone()], ends, waited);
+                }
+                (Cut::Invalid, _) => member
+                    .pending
+                    .deliver(Err(Failure::INVALID), Framed::NONE, 0),
+                // `Cut::Same`: an error reply, the same for every member.
+                _ => {
+                    let waited = self.replied(&member, reply.len(), arrived);
+                    member.pending.deliver(Ok(reply), Framed::NONE, waited);
+                }
+            }
+        }
+        cut
+    }
+
+    /// A combined memcache retrieval's reply: each member gets its `VALUE`
+    /// blocks then `END`.
+    fn share_values(
         &self,
         group: &mut Group,
         reply: &[u8],
         reply_spans: &[ValueSpan],
         arrived: Micros,
-    ) -> Result<(), Failure> {
+    ) -> Cut {
         let Group {
             members,
             keys,
             bodies,
             spans,
+            ..
         } = group;
         let cut = combine::cut(
             reply,
@@ -282,9 +356,6 @@ impl ServerConnection {
                 }
             }
         }
-        match cut {
-            Cut::Invalid => Err(Failure::INVALID),
-            Cut::Values | Cut::Same => Ok(()),
-        }
+        cut
     }
 }
