@@ -39,7 +39,8 @@ pub struct Merge {
     /// The fragment replies, back to back, but for the last one in, which
     /// [`Merge::finish`] reads from where it arrived.
     data: Vec<u8>,
-    /// The fragment whose reply came in last.
+    /// The fragment whose reply came in last (`usize::MAX`: every reply was
+    /// copied, see [`Merge::add_elements`]).
     last: usize,
     remaining: usize,
     /// The first failure of any fragment: the whole request gets one error reply.
