@@ -279,26 +279,31 @@ mod tests {
         ConnectionState::new(combine_max)
     }
 
-    /// Queues retrieval lines as `enqueue_retrieval` does (without the stats).
+    /// Enters a request just put in `out` in the FIFO, as `queued` does (without the stats).
+    fn enter(st: &mut ConnectionState, joined: Option<u32>) {
+        st.fifo.push_back(Waiting {
+            pending: Pending {
+                client: None,
+                seq: 0,
+                fragment: WHOLE,
+                deadline: None,
+            },
+            len: 0,
+            queued: 0,
+            keys: joined.unwrap_or(0),
+            joined: joined.is_some(),
+        });
+    }
+
+    /// Queues retrieval lines as `enqueue_retrieval` does.
     fn put(st: &mut ConnectionState, lines: &[&str]) {
         for line in lines {
             let joined = st.put_retrieval(format!("{line}\r\n").as_bytes());
-            st.fifo.push_back(Waiting {
-                pending: Pending {
-                    client: None,
-                    seq: 0,
-                    fragment: WHOLE,
-                    deadline: None,
-                },
-                len: 0,
-                queued: 0,
-                keys: joined.unwrap_or(0),
-                joined: joined.is_some(),
-            });
+            enter(st, joined);
         }
     }
 
-    /// Queues redis requests as `enqueue_mget` does (without the stats).
+    /// Queues redis requests as `enqueue_mget` does.
     fn put_redis(st: &mut ConnectionState, requests: &[&[&str]]) {
         for args in requests {
             let mut request = format!("*{}\r\n", args.len());
@@ -306,18 +311,7 @@ mod tests {
                 request += &format!("${}\r\n{arg}\r\n", arg.len());
             }
             let joined = st.put_mget(request.as_bytes());
-            st.fifo.push_back(Waiting {
-                pending: Pending {
-                    client: None,
-                    seq: 0,
-                    fragment: WHOLE,
-                    deadline: None,
-                },
-                len: 0,
-                queued: 0,
-                keys: joined.unwrap_or(0),
-                joined: joined.is_some(),
-            });
+            enter(st, joined);
         }
     }
 

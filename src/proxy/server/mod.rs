@@ -223,29 +223,30 @@ impl ServerConnection {
     /// before when it can (see [`combine`]). `request_len` is what the client
     /// sent, for the stats.
     pub fn enqueue_retrieval(self: &Rc<Self>, line: &[u8], request_len: usize, pending: Pending) {
-        let mut st = self.state.borrow_mut();
-        let wake = st.out.is_empty();
-        let joined = st.put_retrieval(line);
-        drop(st);
-        self.queued(
-            wake,
-            request_len,
-            Some(pending),
-            joined.unwrap_or(0),
-            joined.is_some(),
-        );
+        self.enqueue_joining(request_len, pending, |st| st.put_retrieval(line));
     }
 
     /// Queues a redis request that may be an `MGET` others join (see
     /// [`combine`]); anything else is queued as [`ServerConnection::enqueue`] does.
     pub fn enqueue_mget(self: &Rc<Self>, request: &[u8], pending: Pending) {
+        self.enqueue_joining(request.len(), pending, |st| st.put_mget(request));
+    }
+
+    /// Queues a request with `put`, which may join it to the open line
+    /// (returning what [`Waiting::keys`] records for it).
+    fn enqueue_joining(
+        self: &Rc<Self>,
+        request_len: usize,
+        pending: Pending,
+        put: impl FnOnce(&mut ConnectionState) -> Option<u32>,
+    ) {
         let mut st = self.state.borrow_mut();
         let wake = st.out.is_empty();
-        let joined = st.put_mget(request);
+        let joined = put(&mut st);
         drop(st);
         self.queued(
             wake,
-            request.len(),
+            request_len,
             Some(pending),
             joined.unwrap_or(0),
             joined.is_some(),

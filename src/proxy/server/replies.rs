@@ -243,6 +243,20 @@ impl ServerConnection {
         }
     }
 
+    /// A member's reply when the line's reply is not cut up: a failure when
+    /// it does not fit the line (`Cut::Invalid`), else the reply itself (an
+    /// error reply, the same for every member).
+    fn reply_uncut(&self, member: Waiting, cut: &Cut, reply: &[u8], arrived: Micros) {
+        if *cut == Cut::Invalid {
+            member
+                .pending
+                .deliver(Err(Failure::INVALID), Framed::NONE, 0);
+        } else {
+            let waited = self.replied(&member, reply.len(), arrived);
+            member.pending.deliver(Ok(reply), Framed::NONE, waited);
+        }
+    }
+
     /// A combined redis `MGET`'s reply: each member gets its elements.
     fn share_elements(
         &self,
@@ -285,14 +299,7 @@ impl ServerConnection {
                         .pending
                         .deliver_elements(count, &reply[body.clone()], ends, waited);
                 }
-                (Cut::Invalid, _) => member
-                    .pending
-                    .deliver(Err(Failure::INVALID), Framed::NONE, 0),
-                // `Cut::Same`: an error reply, the same for every member.
-                _ => {
-                    let waited = self.replied(&member, reply.len(), arrived);
-                    member.pending.deliver(Ok(reply), Framed::NONE, waited);
-                }
+                _ => self.reply_uncut(member, &cut, reply, arrived),
             }
         }
         cut
@@ -346,14 +353,7 @@ impl ServerConnection {
                         .pending
                         .deliver_values(&reply[body.clone()], spans, waited);
                 }
-                (Cut::Invalid, _) => member
-                    .pending
-                    .deliver(Err(Failure::INVALID), Framed::NONE, 0),
-                // `Cut::Same`: an error reply, the same for every member.
-                _ => {
-                    let waited = self.replied(&member, reply.len(), arrived);
-                    member.pending.deliver(Ok(reply), Framed::NONE, waited);
-                }
+                _ => self.reply_uncut(member, &cut, reply, arrived),
             }
         }
         cut
