@@ -8,9 +8,8 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
-use common::{read_len, read_quiet, show, Flavor, Memcached, Proxy};
+use common::{exchange, read_len, show, Flavor, Memcached, Proxy};
 
 struct Setup {
     backends: [Memcached; 2],
@@ -72,14 +71,6 @@ fn setup() -> Setup {
 /// A key of 250 bytes (the longest memcached takes).
 fn long_key(i: usize) -> String {
     format!("{i:0>250}")
-}
-
-/// Sends `request` in one write on a new connection and reads until the
-/// connection has been quiet for a while.
-fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(request).unwrap();
-    read_quiet(&mut s, Duration::from_millis(300)).0
 }
 
 fn gets(keys: impl IntoIterator<Item = String>) -> Vec<u8> {
@@ -162,28 +153,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
 #[test]
 fn combined_gets_answer_each_client_as_if_alone() {
     let setup = setup();
-    for (name, request, nutcracker_agrees) in cases() {
-        let reference = exchange(setup.proxies[1].1, &request);
-        assert!(
-            reference.ends_with(b"END\r\n"),
-            "{name}: {}",
-            show(&reference)
-        );
-        for (proxy, port, _) in &setup.proxies {
-            if *proxy == "nutcracker" && !nutcracker_agrees {
-                continue;
-            }
-            let mut s = TcpStream::connect(("127.0.0.1", *port)).unwrap();
-            s.write_all(&request).unwrap();
-            let got = read_len(&mut s, reference.len());
-            assert!(
-                got == reference,
-                "{name}, {proxy}:\n got  {}\n want {}",
-                show(&got),
-                show(&reference)
-            );
-        }
-    }
+    common::assert_same_replies(&setup.proxies, 1, cases(), |reply| {
+        reply.ends_with(b"END\r\n")
+    });
 }
 
 /// memcached's counters this test reads, in this order.

@@ -8,9 +8,8 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
-use common::{read_len, read_quiet, resp, show, Flavor, Proxy, Redis};
+use common::{exchange, read_len, resp, show, Flavor, Proxy, Redis};
 
 struct Setup {
     backends: [Redis; 2],
@@ -91,14 +90,6 @@ fn setup() -> Setup {
 /// A key of 300 bytes.
 fn long_key(i: usize) -> String {
     format!("{i:0>300}")
-}
-
-/// Sends `request` in one write on a new connection and reads until the
-/// connection has been quiet for a while.
-fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(request).unwrap();
-    read_quiet(&mut s, Duration::from_millis(300)).0
 }
 
 /// One `MGET` per list of keys, pipelined.
@@ -226,28 +217,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
 #[test]
 fn combined_mgets_answer_each_client_as_if_alone() {
     let setup = setup();
-    for (name, request, nutcracker_agrees) in cases() {
-        let reference = exchange(setup.proxies[1].1, &request);
-        assert!(
-            reference.starts_with(b"*") || reference.starts_with(b"$"),
-            "{name}: {}",
-            show(&reference)
-        );
-        for (proxy, port, _) in &setup.proxies {
-            if *proxy == "nutcracker" && !nutcracker_agrees {
-                continue;
-            }
-            let mut s = TcpStream::connect(("127.0.0.1", *port)).unwrap();
-            s.write_all(&request).unwrap();
-            let got = read_len(&mut s, reference.len());
-            assert!(
-                got == reference,
-                "{name}, {proxy}:\n got  {}\n want {}",
-                show(&got),
-                show(&reference)
-            );
-        }
-    }
+    common::assert_same_replies(&setup.proxies, 1, cases(), |reply| {
+        reply.starts_with(b"*") || reply.starts_with(b"$")
+    });
 }
 
 /// A redis's `MGET` calls and its keyspace hits and misses.

@@ -615,3 +615,41 @@ pub fn show(b: &[u8]) -> String {
         s
     }
 }
+
+/// Sends `request` in one write on a new connection to `port` and reads until
+/// the connection has been quiet for 300 ms.
+pub fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request).unwrap();
+    read_quiet(&mut s, Duration::from_millis(300)).0
+}
+
+/// A differential check: each case (name, request, whether nutcracker
+/// answers the same) goes in one write to `proxies[reference]`, whose reply
+/// must pass `valid`, and then to every proxy of `proxies` (name, listen
+/// port, proxy), which must answer exactly the same bytes.
+pub fn assert_same_replies(
+    proxies: &[(&str, u16, Proxy)],
+    reference: usize,
+    cases: Vec<(&str, Vec<u8>, bool)>,
+    valid: impl Fn(&[u8]) -> bool,
+) {
+    for (name, request, nutcracker_agrees) in cases {
+        let expected = exchange(proxies[reference].1, &request);
+        assert!(valid(&expected), "{name}: {}", show(&expected));
+        for (proxy, port, process) in proxies {
+            if process.flavor == Flavor::Nutcracker && !nutcracker_agrees {
+                continue;
+            }
+            let mut s = TcpStream::connect(("127.0.0.1", *port)).unwrap();
+            s.write_all(&request).unwrap();
+            let got = read_len(&mut s, expected.len());
+            assert!(
+                got == expected,
+                "{name}, {proxy}:\n got  {}\n want {}",
+                show(&got),
+                show(&expected)
+            );
+        }
+    }
+}
