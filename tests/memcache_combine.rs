@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 
-use common::{exchange, read_len, show, Flavor, Memcached, Proxy};
+use common::{exchange, read_len, show, Memcached, Proxy};
 
 struct Setup {
     backends: [Memcached; 2],
@@ -30,23 +30,7 @@ fn config(port: u16, backends: &[Memcached]) -> String {
 
 fn setup() -> Setup {
     let backends = [Memcached::start(), Memcached::start()];
-    let mut proxies = Vec::new();
-    for (name, flavor, args) in [
-        ("combining", Flavor::Rustcracker, &[][..]),
-        (
-            "not combining",
-            Flavor::Rustcracker,
-            &["--combine-gets=0"][..],
-        ),
-        ("nutcracker", Flavor::Nutcracker, &[][..]),
-    ] {
-        if flavor == Flavor::Nutcracker && !common::nutcracker_bin().exists() {
-            continue;
-        }
-        let port = common::free_port();
-        let proxy = Proxy::start(flavor, &config(port, &backends), port, args);
-        proxies.push((name, port, proxy));
-    }
+    let proxies = common::combining_proxies(|port| config(port, &backends));
     // The keys every case reads: small values with distinct flags, a few
     // big ones (replies over many reads), and long keys.
     let mut fill = Vec::new();

@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 
-use common::{exchange, read_len, resp, show, Flavor, Proxy, Redis};
+use common::{exchange, read_len, resp, show, Proxy, Redis};
 
 struct Setup {
     backends: [Redis; 2],
@@ -31,24 +31,7 @@ fn config(port: u16, backends: &[&Redis], timeout_ms: u32) -> String {
 /// A combining and a non-combining rustcracker (and nutcracker when it is
 /// installed) over `backends`.
 fn proxies(backends: &[&Redis], timeout_ms: u32) -> Vec<(&'static str, u16, Proxy)> {
-    let mut proxies = Vec::new();
-    for (name, flavor, args) in [
-        ("combining", Flavor::Rustcracker, &[][..]),
-        (
-            "not combining",
-            Flavor::Rustcracker,
-            &["--combine-gets=0"][..],
-        ),
-        ("nutcracker", Flavor::Nutcracker, &[][..]),
-    ] {
-        if flavor == Flavor::Nutcracker && !common::nutcracker_bin().exists() {
-            continue;
-        }
-        let port = common::free_port();
-        let proxy = Proxy::start(flavor, &config(port, backends, timeout_ms), port, args);
-        proxies.push((name, port, proxy));
-    }
-    proxies
+    common::combining_proxies(|port| config(port, backends, timeout_ms))
 }
 
 fn setup() -> Setup {

@@ -653,3 +653,27 @@ pub fn assert_same_replies(
         }
     }
 }
+
+/// rustcracker combining, rustcracker with `--combine-gets=0` (the reference
+/// of [`assert_same_replies`], at index 1) and nutcracker when it is installed,
+/// each with `config(listen port)`: (name, listen port, proxy).
+pub fn combining_proxies(config: impl Fn(u16) -> String) -> Vec<(&'static str, u16, Proxy)> {
+    let mut proxies = Vec::new();
+    for (name, flavor, args) in [
+        ("combining", Flavor::Rustcracker, &[][..]),
+        (
+            "not combining",
+            Flavor::Rustcracker,
+            &["--combine-gets=0"][..],
+        ),
+        ("nutcracker", Flavor::Nutcracker, &[][..]),
+    ] {
+        if flavor == Flavor::Nutcracker && !nutcracker_bin().exists() {
+            continue;
+        }
+        let port = free_port();
+        let proxy = Proxy::start(flavor, &config(port), port, args);
+        proxies.push((name, port, proxy));
+    }
+    proxies
+}
