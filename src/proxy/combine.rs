@@ -224,6 +224,14 @@ mod tests {
         format!("VALUE {key} 0 {}\r\n{data}\r\n", data.len())
     }
 
+    /// Each member's part of `reply`.
+    fn parts(reply: &str, bodies: &[Range<usize>]) -> Vec<String> {
+        bodies
+            .iter()
+            .map(|r| reply[r.clone()].to_string())
+            .collect()
+    }
+
     /// Members' keys as the connection stores them, and their byte counts.
     fn keys_of(members: &[&[&str]]) -> (Vec<u8>, Vec<usize>) {
         let mut keys = Vec::new();
@@ -250,11 +258,7 @@ mod tests {
             lens,
             &mut bodies,
         );
-        let parts = bodies
-            .iter()
-            .map(|r| reply[r.clone()].to_string())
-            .collect();
-        (cut, parts)
+        (cut, parts(reply, &bodies))
     }
 
     #[test]
@@ -311,11 +315,7 @@ mod tests {
         let ends = parser.element_ends().unwrap_or_default();
         let mut bodies = Vec::new();
         let cut = cut_elements(reply.as_bytes(), ends, counts.iter().copied(), &mut bodies);
-        let parts = bodies
-            .iter()
-            .map(|r| reply[r.clone()].to_string())
-            .collect();
-        (cut, parts)
+        (cut, parts(reply, &bodies))
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! multi-bulk re-encoding of inline requests.
 
 use crate::command::Fragmentation;
-use crate::reply::{write_bulk, write_number_line};
+use crate::reply::{header_len, write_bulk, write_number_line};
 use crate::request::Request;
 
 /// Writes the sub-request of a split command for the given keys, in the given order, as
@@ -46,7 +46,7 @@ pub fn write_fragment(
 fn write_arg(request_bytes: &[u8], request: &Request, index: usize, out: &mut Vec<u8>) {
     if !request.inline {
         if let Some(range) = request.args.get(index) {
-            let header = 3 + decimal_digits(range.end - range.start);
+            let header = header_len(range.end - range.start);
             let raw = range
                 .start
                 .checked_sub(header)
@@ -60,16 +60,6 @@ fn write_arg(request_bytes: &[u8], request: &Request, index: usize, out: &mut Ve
     if let Some(value) = request.arg(request_bytes, index) {
         write_bulk(&value, out);
     }
-}
-
-/// How many decimal digits `n` has.
-fn decimal_digits(mut n: usize) -> usize {
-    let mut digits = 1;
-    while n >= 10 {
-        n /= 10;
-        digits += 1;
-    }
-    digits
 }
 
 /// Writes the whole request as multi-bulk, the command name in lower case. For forwarding inline

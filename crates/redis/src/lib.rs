@@ -27,7 +27,7 @@ pub use merge::{
     merge_mget, merge_mget_framed, merge_mget_framed_with, merge_mset, merge_sum, mget_header,
     MergeError,
 };
-pub use reply::error_reply;
+pub use reply::{error_reply, header_len};
 pub use request::{
     max_key_len_for_mbuf, parse_request, ArgRange, InvalidRequest, ReplyText, Request,
     RequestParse, RequestParser, INLINE_MAX, MAX_BULK_LEN, MBUF_HEADER,

@@ -127,9 +127,35 @@ pub fn write_bulk(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// How many bytes a header `*<n>\r\n` or `$<n>\r\n` takes.
+pub fn header_len(n: usize) -> usize {
+    let mut digits = 1;
+    let mut rest = n;
+    while rest >= 10 {
+        rest /= 10;
+        digits += 1;
+    }
+    digits + 3
+}
+
 /// Writes `<prefix><n>\r\n` (`*3\r\n`, `:7\r\n`).
 pub(crate) fn write_number_line(prefix: u8, n: i64, out: &mut Vec<u8>) {
     out.push(prefix);
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_len_counts_the_prefix_digits_and_crlf() {
+        for n in [0, 2, 9, 10, 99, 100, 101, 12_345] {
+            let mut out = Vec::new();
+            write_number_line(b'*', n as i64, &mut out);
+            assert_eq!(header_len(n), out.len(), "{n}");
+        }
+        assert_eq!((header_len(2), header_len(10), header_len(101)), (4, 5, 6));
+    }
 }

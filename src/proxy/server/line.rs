@@ -60,17 +60,6 @@ fn mget_keys(request: &[u8]) -> Option<(usize, usize)> {
     (is_mget && count >= 2).then_some((at + 12, count - 1))
 }
 
-/// How many bytes the header `*<count>\r\n` takes.
-fn header_len(count: usize) -> usize {
-    let mut digits = 1;
-    let mut rest = count / 10;
-    while rest > 0 {
-        digits += 1;
-        rest /= 10;
-    }
-    digits + 3
-}
-
 /// The keys of a retrieval line `get k1 k2\r\n` (`gets …` when `gets`): `k1 k2`.
 fn keys_on(line: &[u8], gets: bool) -> &[u8] {
     // The proxy writes these lines itself: the command, one space, the keys, `\r\n`.
@@ -211,7 +200,7 @@ impl ConnectionState {
         {
             return None;
         }
-        let header_len = header_len(open.keys + 1);
+        let header_len = rustcracker_redis::header_len(open.keys + 1);
         if !open.joined {
             // The line's first request has company now: record its key count
             // (its FIFO entry is the last one: nothing was queued after it).
@@ -257,6 +246,10 @@ impl ConnectionState {
             total += member.keys as usize;
             group.members.push(member);
         }
+        if !self.keyed {
+            // redis: `total` counts keys; the reply is cut by position.
+            return None;
+        }
         let end = (self.keys_head + total).min(self.keys.len());
         group
             .keys
@@ -275,8 +268,14 @@ mod tests {
     use super::*;
     use crate::proxy::server::{Pending, WHOLE};
 
+    /// A memcache connection's state.
     fn state(combine_max: usize) -> ConnectionState {
-        ConnectionState::new(combine_max)
+        ConnectionState::new(combine_max, true)
+    }
+
+    /// A redis connection's state.
+    fn redis_state(combine_max: usize) -> ConnectionState {
+        ConnectionState::new(combine_max, false)
     }
 
     /// Enters a request just put in `out` in the FIFO, as `queued` does (without the stats).
@@ -339,7 +338,7 @@ mod tests {
 
     #[test]
     fn mgets_join_the_open_mget() {
-        let mut st = state(100);
+        let mut st = redis_state(100);
         put_redis(
             &mut st,
             &[&["MGET", "a"], &["mget", "b", "c"], &["MGET", "a"]],
@@ -353,12 +352,13 @@ mod tests {
         let mut group = Group::default();
         assert!(st.take_reply(&mut group).is_none());
         assert_eq!(group.members.len(), 3);
-        assert!(st.fifo.is_empty());
+        // Cut by position: no keys kept.
+        assert!(st.fifo.is_empty() && group.keys.is_empty() && st.keys.is_empty());
     }
 
     #[test]
     fn a_combined_mget_header_grows_its_digits() {
-        let mut st = state(100);
+        let mut st = redis_state(100);
         let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
         for key in &keys {
             put_redis(&mut st, &[&["MGET", key]]);
@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn what_mget_does_not_join() {
         // Other commands close the open MGET and are never joined.
-        let mut st = state(100);
+        let mut st = redis_state(100);
         put_redis(
             &mut st,
             &[
@@ -389,17 +389,17 @@ mod tests {
              *3\r\n$4\r\nMGET\r\n$1\r\nc\r\n$1\r\nd\r\n"
         );
         // At most `combine_max` keys a line; a wide MGET goes alone and takes no company.
-        let mut st = state(3);
+        let mut st = redis_state(3);
         put_redis(&mut st, &[&["MGET", "a", "b"], &["MGET", "c", "d"]]);
         assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
         let wide: Vec<String> = (0..17).map(|i| format!("w{i}")).collect();
         let mut args = vec!["MGET"];
         args.extend(wide.iter().map(String::as_str));
-        let mut st = state(100);
+        let mut st = redis_state(100);
         put_redis(&mut st, &[&["MGET", "a"], &args, &["MGET", "b"]]);
         assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
         // Not combining: every request as it came.
-        let mut st = state(0);
+        let mut st = redis_state(0);
         put_redis(&mut st, &[&["MGET", "a"], &["MGET", "b"]]);
         assert_eq!(st.fifo.iter().filter(|w| w.joined).count(), 0);
     }
@@ -423,7 +423,6 @@ mod tests {
         ] {
             assert_eq!(mget_keys(other), None, "{}", String::from_utf8_lossy(other));
         }
-        assert_eq!((header_len(2), header_len(10), header_len(101)), (4, 5, 6));
     }
 
     #[test]

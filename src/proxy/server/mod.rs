@@ -136,6 +136,10 @@ struct ConnectionState {
     keys_head: usize,
     /// The most keys a combined line carries; 0: retrievals are not combined.
     combine_max: usize,
+    /// Combined lines' members keep their keys in `keys` (memcache: the
+    /// reply is matched to them); redis members record only a key count,
+    /// their reply being cut by position.
+    keyed: bool,
     /// Closed after a failure; the server opens a new connection for the next request.
     broken: bool,
     /// Requests (and their bytes) queued but not yet fully written: all, and
@@ -154,8 +158,9 @@ struct ConnectionState {
 }
 
 impl ConnectionState {
-    /// A new connection's state, combining up to `combine_max` keys per line (0: none).
-    fn new(combine_max: usize) -> ConnectionState {
+    /// A new connection's state, combining up to `combine_max` keys per line
+    /// (0: none); `keyed`: its members' keys are kept (memcache).
+    fn new(combine_max: usize, keyed: bool) -> ConnectionState {
         ConnectionState {
             out: Vec::new(),
             fifo: VecDeque::new(),
@@ -164,6 +169,7 @@ impl ConnectionState {
             keys: Vec::new(),
             keys_head: 0,
             combine_max,
+            keyed,
             broken: false,
             unwritten: Queued::default(),
             unwritten_replied: Queued::default(),
@@ -485,7 +491,10 @@ impl ServerRuntime {
         worker.total_connections.inc();
         worker.curr_connections.inc();
         Rc::new(ServerConnection {
-            state: RefCell::new(ConnectionState::new(pool.combine_keys)),
+            state: RefCell::new(ConnectionState::new(
+                pool.combine_keys,
+                pool.protocol == super::Protocol::Memcache,
+            )),
             stats: ServerStatsRef {
                 worker,
                 pool: pool.index,

@@ -277,8 +277,6 @@ impl ServerConnection {
             members.iter().map(|w| w.keys as usize),
             bodies,
         );
-        // The header the client's reply gets back, for the stats.
-        let header = |count: u32| 3 + itoa::Buffer::new().format(count).len();
         let mut next_end = 0;
         for (i, member) in members.drain(..).enumerate() {
             match (&cut, bodies.get(i)) {
@@ -294,7 +292,9 @@ impl ServerConnection {
                     if member.pending.fragment != WHOLE {
                         ends.extend(mine.iter().map(|&end| end - body.start));
                     }
-                    let waited = self.replied(&member, header(count) + body.len(), arrived);
+                    // Counted as the reply the client gets (its own array header, then its elements).
+                    let len = rustcracker_redis::header_len(count as usize) + body.len();
+                    let waited = self.replied(&member, len, arrived);
                     member
                         .pending
                         .deliver_elements(count, &reply[body.clone()], ends, waited);
