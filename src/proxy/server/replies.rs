@@ -12,6 +12,7 @@ use crate::proxy::client;
 use crate::proxy::clock::Micros;
 use crate::proxy::combine::{self, Cut};
 use crate::proxy::errno::Failure;
+use crate::proxy::merge::Arrived;
 use crate::proxy::{Framed, Protocol, ResponseParse, ResponseReader};
 
 /// A connection's replies as they are read and parsed.
@@ -38,6 +39,17 @@ impl Input {
             need: 0,
             reader: ResponseReader::new(protocol),
             group: Group::default(),
+        }
+    }
+}
+
+impl Input {
+    /// Moves the unparsed tail to the front of the buffer.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.bytes.drain(..self.start);
+            self.need = self.need.saturating_sub(self.start);
+            self.start = 0;
         }
     }
 }
@@ -94,7 +106,10 @@ impl ServerConnection {
             let rest = input.need.saturating_sub(input.bytes.len()).min(INPUT_KEEP);
             let wanted = input.chunk.max(rest);
             if input.bytes.capacity() - input.bytes.len() < wanted / 2 {
-                input.bytes.reserve(wanted);
+                input.compact();
+                if input.bytes.capacity() - input.bytes.len() < wanted / 2 {
+                    input.bytes.reserve(wanted);
+                }
             }
             let room = input.bytes.capacity() - input.bytes.len();
             // A read that comes back short drained the socket: the next bytes
@@ -162,14 +177,23 @@ impl ServerConnection {
                     if server_failure {
                         return Err(Failure::INVALID);
                     }
-                    let reply = &buf[..len];
                     let head = self.state.borrow_mut().take_reply(group);
                     server.failures.set(0);
                     let framed = reader.framed();
                     if let Some(head) = head {
                         let waited = self.replied(&head, len, arrived);
-                        head.pending.deliver(Ok(reply), framed, waited);
-                    } else if group.members.is_empty() {
+                        let mut reply = Arrived::Buffer {
+                            buffer: bytes,
+                            reply: *start..*start + len,
+                            taken: false,
+                        };
+                        head.pending.deliver_arrived(&mut reply, framed, waited);
+                        // A merge took the buffer: what followed the reply starts the new one.
+                        *start = if reply.taken() { 0 } else { *start + len };
+                        continue;
+                    }
+                    let reply = &bytes[*start..*start + len];
+                    if group.members.is_empty() {
                         crate::log_error!("stray response from '{}'", server.config.pname);
                         return Err(Failure::INVALID);
                     } else if let Err(failure) = self.reply_group(group, reply, framed, arrived) {
@@ -180,7 +204,10 @@ impl ServerConnection {
                 }
             }
         }
-        // Keep the unparsed tail at the front; let big buffers go when idle.
+        // Let big buffers go when idle. An unparsed tail stays where it is
+        // until a read needs the room ([`Input::compact`]): moved to the
+        // front after every batch, the tail of a big reply was copied ~once
+        // per read.
         if *start == bytes.len() {
             *need = 0;
             bytes.clear();
@@ -195,11 +222,8 @@ impl ServerConnection {
             if st.fifo.is_empty() && st.keys.capacity() > KEYS_KEEP {
                 st.keys = Vec::new();
             }
-        } else if *start > 0 {
-            bytes.drain(..*start);
-            *need = need.saturating_sub(*start);
+            *start = 0;
         }
-        *start = 0;
         Ok(())
     }
 
