@@ -547,7 +547,7 @@ impl Merge {
     }
 
     /// The original request's keys, each with its fragment (memcache merges).
-    fn keys(&self) -> impl Iterator<Item = (&[u8], usize)> {
+    fn keys(&self) -> impl Iterator<Item = (&[u8], usize)> + Clone {
         let starts = std::iter::once(0).chain(self.key_ends.iter().copied());
         starts
             .zip(&self.key_ends)

@@ -11,12 +11,13 @@ use crate::response::{ResponseParser, ValueSpan};
 /// slice or any iterator); `fragments` holds the complete `Values` reply of each fragment, whose keys were sent in
 /// request order, duplicates kept. memcached answers hits in the order asked and omits misses, so
 /// for each key we take the next block of its fragment when that block carries the key, and emit
-/// nothing (a miss) otherwise. Duplicates each get their block. Blocks are copied verbatim (flags,
+/// nothing (a miss) otherwise; a fragment with a block for every key asked of it missed none, and
+/// its blocks are taken in order without their keys compared. Duplicates each get their block. Blocks are copied verbatim (flags,
 /// cas). The replies are framed here first; where they were framed already (the proxy), use
 /// [`merge_spans`] with what framing recorded.
 pub fn merge_values<'k, K>(keys: K, fragments: &[&[u8]], out: &mut Vec<u8>)
 where
-    K: IntoIterator,
+    K: IntoIterator + Clone,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
     let parsers: Vec<ResponseParser> = fragments
@@ -33,7 +34,7 @@ where
 /// nothing unless there are more than 64 fragments.
 pub fn merge_spans<'k, K>(keys: K, replies: &[&[u8]], spans: &[&[ValueSpan]], out: &mut Vec<u8>)
 where
-    K: IntoIterator,
+    K: IntoIterator + Clone,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
     merge_spans_with(keys, replies, spans, |fragment, range| {
@@ -51,31 +52,41 @@ pub fn merge_spans_with<'k, K>(
     spans: &[&[ValueSpan]],
     mut block: impl FnMut(usize, std::ops::Range<usize>),
 ) where
-    K: IntoIterator,
+    K: IntoIterator + Clone,
     K::Item: Borrow<(&'k [u8], usize)>,
 {
-    // One cursor (a span index) per fragment. Fragments are at most one per server; the fallback
-    // handles more.
-    let mut small = [0usize; 64];
+    // Per fragment: a cursor (a span index) and how many keys were asked of it. Fragments are at
+    // most one per server; the fallback handles more.
+    let mut small = [(0usize, 0usize); 64];
     let mut large = Vec::new();
-    let cursors: &mut [usize] = if replies.len() <= small.len() {
-        &mut small
+    let fragments: &mut [(usize, usize)] = if replies.len() <= small.len() {
+        &mut small[..replies.len()]
     } else {
-        large.resize(replies.len(), 0);
+        large.resize(replies.len(), (0, 0));
         &mut large
     };
+    for item in keys.clone() {
+        if let Some((_, asked)) = fragments.get_mut(item.borrow().1) {
+            *asked += 1;
+        }
+    }
     for item in keys {
         let &(key, fragment) = item.borrow();
-        let (Some(reply), Some(spans), Some(cursor)) = (
+        let (Some(reply), Some(spans), Some((cursor, asked))) = (
             replies.get(fragment),
             spans.get(fragment),
-            cursors.get_mut(fragment),
+            fragments.get_mut(fragment),
         ) else {
             continue;
         };
-        // The fragment's next block when it carries this key, else a miss.
+        // The fragment's next block when it carries this key, else a miss. A fragment with a
+        // block for every key asked of it missed none, so its blocks are its keys' in order
+        // (memcached answers hits in the order asked): their keys are not read back, which in a
+        // big reply cost a cache miss a key (~3% of the proxy's CPU at a multi-get of 100 keys of
+        // 4 KiB).
+        let all_hit = spans.len() == *asked;
         let next = spans.get(*cursor).and_then(|span| span.block(reply));
-        if let Some(next) = next.filter(|next| next.key == key) {
+        if let Some(next) = next.filter(|next| all_hit || next.key == key) {
             block(fragment, next.range);
             *cursor += 1;
         }

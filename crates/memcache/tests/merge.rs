@@ -101,6 +101,22 @@ fn merge_duplicates_each_get_their_block() {
 }
 
 #[test]
+fn a_fragment_that_hit_every_key_is_taken_in_order_without_its_keys_read_back() {
+    // memcached answers hits in the order asked, so a fragment with a block for every key asked
+    // of it needs no key compared. Shown here with a reply no memcached sends (blocks for other
+    // keys): taken as it is, as nutcracker would. With fewer blocks than keys, a miss is
+    // somewhere: every key is compared with its fragment's next block.
+    let other: &[u8] = b"VALUE x 0 1\r\n1\r\nVALUE y 0 1\r\n2\r\nEND\r\n";
+    let keys: &[(&[u8], usize)] = &[(b"a", 0), (b"b", 0)];
+    assert_eq!(
+        merge(keys, &[other]),
+        "VALUE x 0 1\r\n1\r\nVALUE y 0 1\r\n2\r\nEND\r\n"
+    );
+    let keys: &[(&[u8], usize)] = &[(b"a", 0), (b"x", 0), (b"b", 0)];
+    assert_eq!(merge(keys, &[other]), "VALUE x 0 1\r\n1\r\nEND\r\n");
+}
+
+#[test]
 fn merge_several_fragments_gats_with_cas_and_binary_values() {
     let f0: &[u8] = b"VALUE a 0 4 11\r\n\r\n\r\n\r\nVALUE c 7 0 12\r\n\r\nEND\r\n";
     let f1: &[u8] = b"VALUE b 0 2 13\r\nEN\r\nEND\r\n";
