@@ -21,7 +21,7 @@ use super::batch::{self, Batch};
 use super::clock::Micros;
 use super::errno::Failure;
 use super::hub::SessionWake;
-use super::merge::{Arrived, Merge};
+use super::merge::Merge;
 use super::stream::Socket;
 use super::{Framed, Protocol};
 
@@ -251,34 +251,9 @@ impl Client {
         framed: Framed<'_>,
         backend: Micros,
     ) {
-        match outcome {
-            Ok(reply) => self.complete_fragment_arrived(
-                seq,
-                fragment,
-                &mut Arrived::Slice(reply),
-                framed,
-                backend,
-            ),
-            Err(failure) => {
-                self.add_to_merge(seq, &mut Arrived::Slice(&[]), framed, |merge, _| {
-                    merge.add(fragment, Err(failure), framed, backend)
-                });
-            }
-        }
-    }
-
-    /// One fragment's reply for the split request `seq` where it arrived: a
-    /// merge that keeps it may take the read buffer it is in (see [`Arrived`]).
-    pub fn complete_fragment_arrived(
-        self: &Rc<Self>,
-        seq: u64,
-        fragment: u32,
-        arrived: &mut Arrived<'_>,
-        framed: Framed<'_>,
-        backend: Micros,
-    ) {
-        self.add_to_merge(seq, arrived, framed, |merge, arrived| {
-            merge.add_arrived(fragment, Ok(arrived), framed, backend)
+        let last = outcome.unwrap_or_default();
+        self.add_to_merge(seq, last, framed, |merge| {
+            merge.add(fragment, outcome, framed, backend)
         });
     }
 
@@ -295,7 +270,7 @@ impl Client {
         backend: Micros,
     ) {
         // The merge keeps a copy (with its array header), even when it is the last one in.
-        self.add_to_merge(seq, &mut Arrived::Slice(&[]), Framed::NONE, |merge, _| {
+        self.add_to_merge(seq, &[], Framed::NONE, |merge| {
             merge.add_elements(fragment, count, body, ends, backend)
         });
     }
@@ -304,12 +279,12 @@ impl Client {
     /// (true: every fragment is in), and then builds the client's reply,
     /// `last` being the reply of the fragment that came in last if the
     /// merge kept no copy of it (`framed`: its parts).
-    fn add_to_merge<'a>(
+    fn add_to_merge(
         self: &Rc<Self>,
         seq: u64,
-        last: &mut Arrived<'a>,
+        last: &[u8],
         framed: Framed<'_>,
-        add: impl FnOnce(&mut Merge, &mut Arrived<'a>) -> bool,
+        add: impl FnOnce(&mut Merge) -> bool,
     ) {
         let mut st = self.state.borrow_mut();
         if st.closed || seq < st.base_seq {
@@ -319,10 +294,9 @@ impl Client {
         let Some(Slot::Merge(merge, timing)) = st.slots.get_mut(index) else {
             return;
         };
-        if !add(merge, last) {
+        if !add(merge) {
             return;
         }
-        let last = last.bytes();
         // Every fragment is in: take the merge out of its slot and build the
         // reply straight into the client's buffer (the last fragment's reply
         // straight from the server's buffer: it was not copied).

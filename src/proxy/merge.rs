@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::ops::Range;
 
 use rustcracker_memcache::ValueSpan;
 
@@ -38,8 +37,7 @@ pub struct Merge {
     /// redis `MGET`: where the elements of the copied replies end in them.
     elements: Vec<usize>,
     /// The fragment replies, back to back, but for the last one in, which
-    /// [`Merge::finish`] reads from where it arrived. When a read buffer was
-    /// taken (see [`Arrived`]) it is that buffer, bytes of other replies before.
+    /// [`Merge::finish`] reads from where it arrived.
     data: Vec<u8>,
     /// The fragment whose reply came in last (`usize::MAX`: every reply was
     /// copied, see [`Merge::add_elements`]).
@@ -64,72 +62,6 @@ pub struct Merge {
 
 /// The most slices one vectored write takes (the rest go in the next one).
 const IOV_MAX: usize = 64;
-
-/// The least reply a merge takes its read buffer for rather than copy it.
-const TAKE_MIN: usize = 16 * 1024;
-
-/// A fragment's reply as it came in: a slice, which a merge that keeps the
-/// reply copies, or the read buffer it sits in, which the merge may take
-/// instead ([`Arrived::take_into`]).
-///
-/// Why: a multi-get of big values is split in as many fragments as there
-/// are servers, and every reply but the last one in is kept until the last
-/// comes. Copied, that was ~6% of the proxy's CPU a request at a multi-get
-/// of 100 keys of 4 KiB over two servers (perf, `bench/HISTORY.md`).
-pub enum Arrived<'a> {
-    Slice(&'a [u8]),
-    /// The reply is at `reply` in `buffer`, a server connection's read buffer.
-    Buffer {
-        buffer: &'a mut Vec<u8>,
-        reply: Range<usize>,
-        /// The merge took the buffer: `buffer` is now another one, holding
-        /// the bytes that were read after the reply.
-        taken: bool,
-    },
-}
-
-impl Arrived<'_> {
-    /// The reply's bytes (until the buffer is taken).
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Arrived::Slice(reply) => reply,
-            Arrived::Buffer { taken: true, .. } => &[],
-            Arrived::Buffer { buffer, reply, .. } => buffer.get(reply.clone()).unwrap_or_default(),
-        }
-    }
-
-    /// Whether the merge took the buffer (the bytes read after the reply now start it).
-    pub fn taken(&self) -> bool {
-        matches!(self, Arrived::Buffer { taken: true, .. })
-    }
-
-    /// Swaps the read buffer with `data` (empty) when that is cheaper than
-    /// copying the reply out of it: `data` gets the buffer, cut after the
-    /// reply, and the buffer `data`'s old storage with the bytes that
-    /// followed the reply. Returns where the reply is in `data`; `None` (and
-    /// nothing moved) for a slice, a small reply, or more bytes after the
-    /// reply than in it.
-    fn take_into(&mut self, data: &mut Vec<u8>) -> Option<Range<usize>> {
-        let Arrived::Buffer {
-            buffer,
-            reply,
-            taken,
-        } = self
-        else {
-            return None;
-        };
-        let rest = buffer.len().checked_sub(reply.end)?;
-        if *taken || !data.is_empty() || reply.len() < TAKE_MIN || rest > reply.len() {
-            return None;
-        }
-        std::mem::swap(data, *buffer);
-        buffer.clear();
-        buffer.extend_from_slice(data.get(reply.end..).unwrap_or_default());
-        data.truncate(reply.end);
-        *taken = true;
-        Some(reply.clone())
-    }
-}
 
 thread_local! {
     /// Finished merges, kept with their buffers so that split requests
@@ -250,8 +182,7 @@ impl Merge {
 
     /// About how big the merged reply is, `last` being the last fragment's reply.
     pub fn reply_size(&self, last: &[u8]) -> usize {
-        let kept: u32 = self.parts.iter().flatten().map(|(s, e)| e - s).sum();
-        kept as usize + last.len()
+        self.data.len() + last.len()
     }
 
     /// Records the next key of the original request and its fragment.
@@ -272,23 +203,6 @@ impl Merge {
         framed: Framed<'_>,
         backend: Micros,
     ) -> bool {
-        match outcome {
-            Ok(reply) => {
-                self.add_arrived(fragment, Ok(&mut Arrived::Slice(reply)), framed, backend)
-            }
-            Err(failure) => self.add_arrived(fragment, Err(failure), framed, backend),
-        }
-    }
-
-    /// [`Merge::add`] for a reply that may still be in its read buffer: a
-    /// reply kept (not the last one in) may take the buffer instead of a copy.
-    pub fn add_arrived(
-        &mut self,
-        fragment: u32,
-        outcome: Result<&mut Arrived<'_>, Failure>,
-        framed: Framed<'_>,
-        backend: Micros,
-    ) -> bool {
         self.backend = self.backend.max(backend);
         let Some(part) = self.parts.get_mut(fragment as usize) else {
             return false;
@@ -296,22 +210,15 @@ impl Merge {
         if part.is_some() {
             return false;
         }
-        let mut kept_at = self.data.len()..self.data.len();
+        let start = self.data.len() as u32;
         let last = self.remaining == 1;
         match outcome {
-            Ok(arrived) => {
-                if !self.kind.accepts(arrived.bytes()) {
+            Ok(reply) => {
+                if !self.kind.accepts(reply) {
                     self.failure.get_or_insert(Failure::INVALID);
                 }
                 if !last {
-                    kept_at = match arrived.take_into(&mut self.data) {
-                        Some(at) => at,
-                        None => {
-                            self.data.extend_from_slice(arrived.bytes());
-                            kept_at.start..self.data.len()
-                        }
-                    };
-                    let reply = self.data.get(kept_at.clone()).unwrap_or_default();
+                    self.data.extend_from_slice(reply);
                     let kept = match self.kind {
                         MergeKind::MemcacheValues => {
                             let first = self.spans.len();
@@ -336,7 +243,7 @@ impl Merge {
                 self.failure.get_or_insert(failure);
             }
         }
-        *part = Some((kept_at.start as u32, kept_at.end as u32));
+        *part = Some((start, self.data.len() as u32));
         if last {
             self.last = fragment as usize;
         }
@@ -695,100 +602,6 @@ mod tests {
         assert!(merge.write_vectored(last, last_framed, write, &mut kept));
         assert!(kept.is_empty());
         sent
-    }
-
-    /// A multi-get of `a b c` whose values are `size` bytes: the replies of
-    /// fragments 0 (`a c`) and 1 (`b`), and the merged reply.
-    fn big_abc(size: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let block = |key: &str, byte: u8| {
-            let mut block = format!("VALUE {key} 0 {size}\r\n").into_bytes();
-            block.extend(std::iter::repeat_n(byte, size));
-            block.extend_from_slice(b"\r\n");
-            block
-        };
-        let (a, b, c) = (block("a", b'1'), block("b", b'2'), block("c", b'3'));
-        let end = b"END\r\n".as_slice();
-        (
-            [&a[..], &c, end].concat(),
-            [&b[..], end].concat(),
-            [&a[..], &b, &c, end].concat(),
-        )
-    }
-
-    #[test]
-    fn a_big_reply_kept_takes_its_read_buffer_instead_of_a_copy() {
-        let (fragment_0, fragment_1, merged) = big_abc(TAKE_MIN);
-        // The read buffer: replies already handed out, fragment 0's reply, the start of the next.
-        let next = b"VALUE x 0 5\r\nab".as_slice();
-        let mut buffer = [&b"END\r\n"[..], &fragment_0, next].concat();
-        let at = 5..5 + fragment_0.len();
-        let spans = spans_of(&fragment_0);
-        let mut merge = abc();
-        let mut arrived = Arrived::Buffer {
-            buffer: &mut buffer,
-            reply: at.clone(),
-            taken: false,
-        };
-        assert!(!merge.add_arrived(0, Ok(&mut arrived), Framed::Values(&spans), 0));
-        assert!(arrived.taken());
-        // The bytes after the reply start the read buffer; the reply was not moved.
-        assert_eq!(buffer, next);
-        assert_eq!(merge.data.len(), at.end);
-        assert_eq!(&merge.data[at.clone()], &fragment_0[..]);
-        assert_eq!(
-            merge.reply_size(&fragment_1),
-            fragment_0.len() + fragment_1.len()
-        );
-        let spans_1 = spans_of(&fragment_1);
-        assert!(merge.add(1, Ok(&fragment_1), Framed::Values(&spans_1), 0));
-        let mut out = Vec::new();
-        assert!(!merge.finish(
-            Protocol::Memcache,
-            &fragment_1,
-            Framed::Values(&spans_1),
-            &mut out
-        ));
-        assert_eq!(out, merged);
-        assert_eq!(
-            write_all(&mut merge, &fragment_1, Framed::Values(&spans_1)),
-            merged
-        );
-    }
-
-    #[test]
-    fn a_small_reply_or_one_with_more_bytes_after_it_is_copied() {
-        let (big, _, _) = big_abc(TAKE_MIN);
-        let (small, _, _) = big_abc(10);
-        let after_big = vec![b'x'; big.len() + 1];
-        for (reply, after) in [(&small, &b""[..]), (&big, &after_big[..])] {
-            let mut buffer = [&reply[..], after].concat();
-            let kept = buffer.clone();
-            let mut merge = abc();
-            let mut arrived = Arrived::Buffer {
-                buffer: &mut buffer,
-                reply: 0..reply.len(),
-                taken: false,
-            };
-            assert!(!merge.add_arrived(0, Ok(&mut arrived), Framed::NONE, 0));
-            assert!(!arrived.taken());
-            assert_eq!(buffer, kept);
-            assert_eq!(merge.data, *reply);
-        }
-        // The last reply in is never kept, so its buffer stays where it is.
-        let (fragment_0, fragment_1, merged) = big_abc(TAKE_MIN);
-        let mut merge = abc();
-        assert!(!merge.add(1, Ok(&fragment_1), Framed::NONE, 0));
-        let mut buffer = fragment_0.clone();
-        let mut arrived = Arrived::Buffer {
-            buffer: &mut buffer,
-            reply: 0..fragment_0.len(),
-            taken: false,
-        };
-        assert!(merge.add_arrived(0, Ok(&mut arrived), Framed::NONE, 0));
-        assert!(!arrived.taken());
-        let mut out = Vec::new();
-        assert!(!merge.finish(Protocol::Memcache, arrived.bytes(), Framed::NONE, &mut out));
-        assert_eq!(out, merged);
     }
 
     #[test]

@@ -29,7 +29,6 @@ use super::client::{self, Client};
 use super::clock::Micros;
 use super::combine;
 use super::errno::Failure;
-use super::merge::Arrived;
 use super::pool::PoolRuntime;
 use super::stream::Socket;
 use super::Framed;
@@ -68,17 +67,6 @@ impl Pending {
             }
         } else {
             client.complete_fragment(self.seq, self.fragment, outcome, framed, backend);
-        }
-    }
-
-    /// Hands the reply where it was read to the client (a merge may take
-    /// the read buffer it is in: see [`Arrived`]).
-    fn deliver_arrived(self, arrived: &mut Arrived<'_>, framed: Framed<'_>, backend: Micros) {
-        let Some(client) = self.client else { return };
-        if self.fragment == WHOLE {
-            client.complete(self.seq, arrived.bytes(), backend);
-        } else {
-            client.complete_fragment_arrived(self.seq, self.fragment, arrived, framed, backend);
         }
     }
 

@@ -12,7 +12,6 @@ use crate::proxy::client;
 use crate::proxy::clock::Micros;
 use crate::proxy::combine::{self, Cut};
 use crate::proxy::errno::Failure;
-use crate::proxy::merge::Arrived;
 use crate::proxy::{Framed, Protocol, ResponseParse, ResponseReader};
 
 /// A connection's replies as they are read and parsed.
@@ -39,17 +38,6 @@ impl Input {
             need: 0,
             reader: ResponseReader::new(protocol),
             group: Group::default(),
-        }
-    }
-}
-
-impl Input {
-    /// Moves the unparsed tail to the front of the buffer.
-    fn compact(&mut self) {
-        if self.start > 0 {
-            self.bytes.drain(..self.start);
-            self.need = self.need.saturating_sub(self.start);
-            self.start = 0;
         }
     }
 }
@@ -106,10 +94,7 @@ impl ServerConnection {
             let rest = input.need.saturating_sub(input.bytes.len()).min(INPUT_KEEP);
             let wanted = input.chunk.max(rest);
             if input.bytes.capacity() - input.bytes.len() < wanted / 2 {
-                input.compact();
-                if input.bytes.capacity() - input.bytes.len() < wanted / 2 {
-                    input.bytes.reserve(wanted);
-                }
+                input.bytes.reserve(wanted);
             }
             let room = input.bytes.capacity() - input.bytes.len();
             // A read that comes back short drained the socket: the next bytes
@@ -177,23 +162,14 @@ impl ServerConnection {
                     if server_failure {
                         return Err(Failure::INVALID);
                     }
+                    let reply = &buf[..len];
                     let head = self.state.borrow_mut().take_reply(group);
                     server.failures.set(0);
                     let framed = reader.framed();
                     if let Some(head) = head {
                         let waited = self.replied(&head, len, arrived);
-                        let mut reply = Arrived::Buffer {
-                            buffer: bytes,
-                            reply: *start..*start + len,
-                            taken: false,
-                        };
-                        head.pending.deliver_arrived(&mut reply, framed, waited);
-                        // A merge took the buffer: what followed the reply starts the new one.
-                        *start = if reply.taken() { 0 } else { *start + len };
-                        continue;
-                    }
-                    let reply = &bytes[*start..*start + len];
-                    if group.members.is_empty() {
+                        head.pending.deliver(Ok(reply), framed, waited);
+                    } else if group.members.is_empty() {
                         crate::log_error!("stray response from '{}'", server.config.pname);
                         return Err(Failure::INVALID);
                     } else if let Err(failure) = self.reply_group(group, reply, framed, arrived) {
@@ -204,10 +180,7 @@ impl ServerConnection {
                 }
             }
         }
-        // Let big buffers go when idle. An unparsed tail stays where it is
-        // until a read needs the room ([`Input::compact`]): moved to the
-        // front after every batch, the tail of a big reply was copied ~once
-        // per read.
+        // Keep the unparsed tail at the front; let big buffers go when idle.
         if *start == bytes.len() {
             *need = 0;
             bytes.clear();
@@ -222,8 +195,11 @@ impl ServerConnection {
             if st.fifo.is_empty() && st.keys.capacity() > KEYS_KEEP {
                 st.keys = Vec::new();
             }
-            *start = 0;
+        } else if *start > 0 {
+            bytes.drain(..*start);
+            *need = need.saturating_sub(*start);
         }
+        *start = 0;
         Ok(())
     }
 
