@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 
-use common::{exchange, read_len, show, Memcached, Proxy};
+use common::{exchange, hits_and_misses, read_len, show, Memcached, Proxy};
 
 struct Setup {
     backends: [Memcached; 2],
@@ -91,17 +91,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
             b"get k1\r\ndelete nokey\r\nget k2\r\nincr nokey 1\r\nget k3\r\n".to_vec(),
             true,
         ),
-        (
-            "more than 100 keys",
-            gets((0..150).map(|i| {
-                if i % 3 == 0 {
-                    format!("k{}", i % 40)
-                } else {
-                    format!("miss{i}")
-                }
-            })),
-            true,
-        ),
+        ("more than 100 keys", gets(hits_and_misses(150)), true),
         ("lines over 2 KiB", gets((0..20).map(long_key)), true),
         (
             "big values among small ones",

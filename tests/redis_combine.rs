@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 
-use common::{exchange, read_len, resp, show, Proxy, Redis};
+use common::{exchange, hits_and_misses, read_len, resp, show, Proxy, Redis};
 
 struct Setup {
     backends: [Redis; 2],
@@ -141,13 +141,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
         ),
         (
             "more than 100 keys",
-            single_mgets((0..150).map(|i| {
-                if i % 3 == 0 {
-                    format!("k{}", i % 40)
-                } else {
-                    format!("miss{i}")
-                }
-            })),
+            single_mgets(hits_and_misses(150)),
             true,
         ),
         (

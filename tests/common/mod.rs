@@ -616,6 +616,18 @@ pub fn show(b: &[u8]) -> String {
     }
 }
 
+/// `count` keys for the combining tests' long lines: every third one of the
+/// 40 stored keys `k0` … `k39`, the others misses.
+pub fn hits_and_misses(count: usize) -> impl Iterator<Item = String> {
+    (0..count).map(|i| {
+        if i % 3 == 0 {
+            format!("k{}", i % 40)
+        } else {
+            format!("miss{i}")
+        }
+    })
+}
+
 /// Sends `request` in one write on a new connection to `port` and reads until
 /// the connection has been quiet for 300 ms.
 pub fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
