@@ -558,7 +558,14 @@ fn memcache_counts_are_exact() {
     assert_eq!(doc.pool("one", "client_connections"), 1);
     assert_eq!(doc.top("curr_connections"), 3 + 1 + 1);
     drop(c);
-    let doc = fetch_when(stats, |d| eof(d, "one") == 1);
+    // A worker counts a client's end and its gauges one after another, and a
+    // stats snapshot (another thread) can fall between: wait for all three.
+    let client_left = |d: &Doc| {
+        eof(d, "one") == 1
+            && d.pool("one", "client_connections") == 0
+            && d.top("curr_connections") == 4
+    };
+    let doc = fetch_when(stats, client_left);
     assert_eq!(eof(&doc, "one"), 1);
     assert_eq!(doc.pool("one", "client_err"), 0);
     assert_eq!(doc.pool("one", "client_connections"), 0);
@@ -583,7 +590,9 @@ fn memcache_counts_are_exact() {
     // Let the proxy accept it before the reset.
     fetch_when(stats, |d| d.pool("one", "client_connections") == 1);
     drop(c);
-    let doc = fetch_when(stats, |d| d.pool("one", "client_err") == 1);
+    let doc = fetch_when(stats, |d| {
+        d.pool("one", "client_err") == 1 && d.pool("one", "client_connections") == 0
+    });
     assert_eq!(doc.pool("one", "client_err"), 1);
     assert_eq!(eof(&doc, "one"), 1);
     assert_eq!(doc.pool("one", "client_connections"), 0);
