@@ -2,7 +2,11 @@
 //! both proxies support (keys on either server, multi-key requests, binary
 //! values, `noreply`, big values) go in one write through nutcracker 0.5.0
 //! and through rustcracker, over the same backends, flushed before each, and
-//! the replies must be the same bytes. The tables of `memcache_wire.rs` and
+//! the replies must be the same bytes. Then eight such pipelines at once
+//! through rustcracker, each in a key namespace of its own, against each
+//! alone through nutcracker: their requests share the server connections
+//! (combined gets, split multi-key requests) and every client must still get
+//! exactly its own replies. The tables of `memcache_wire.rs` and
 //! `redis_wire.rs` fix each reply; this finds what the tables do not list:
 //! interleavings. Known, deliberate differences (COMPATIBILITY.md) are left
 //! out of the mix: unknown commands, malformed lines, multi-key `EXISTS`.
@@ -20,13 +24,25 @@ use common::{
 /// Pipelines tried per protocol.
 const TRIALS: u64 = 300;
 
-/// splitmix64: the same sequence for a seed everywhere, no dependency.
-struct Rng(u64);
+/// splitmix64 (the same sequence for a seed everywhere, no dependency),
+/// and the key namespace of the pipeline it makes.
+struct Rng {
+    state: u64,
+    /// Put in front of every key (inside a hash tag's braces).
+    ns: String,
+}
 
 impl Rng {
+    fn new(seed: u64, ns: &str) -> Rng {
+        Rng {
+            state: seed,
+            ns: ns.to_string(),
+        }
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -64,13 +80,28 @@ fn key(rng: &mut Rng) -> Vec<u8> {
         b"{t}a",
         b"{t}b",
     ];
-    rng.pick(&choices).to_vec()
+    let key = rng.pick(&choices).to_vec();
+    match key.strip_prefix(b"{") {
+        Some(tagged) => [b"{", rng.ns.as_bytes(), tagged].concat(),
+        None => [rng.ns.as_bytes(), &key].concat(),
+    }
 }
 
 /// A value with `\r`, `\n`, NUL and 0xff in it, from empty to 20 KB.
 fn value(rng: &mut Rng) -> Vec<u8> {
     let len = *rng.pick(&[0, 1, 3, 10, 100, 5000, 20_000]);
-    (0..len).map(|_| *rng.pick(b"abc\r\n\x00\xff")).collect()
+    // Never whitespace alone: memcached's `incr` of such a value parses
+    // on past its end, into whatever its memory holds there (a number
+    // that differs from run to run).
+    (0..len)
+        .map(|i| {
+            if i == 0 {
+                b'v'
+            } else {
+                *rng.pick(b"abc\r\n\x00\xff")
+            }
+        })
+        .collect()
 }
 
 fn keys(rng: &mut Rng, lo: u64, hi: u64) -> Vec<Vec<u8>> {
@@ -128,7 +159,7 @@ fn memcache_request(rng: &mut Rng) -> Vec<u8> {
         // A cas unique no item has: EXISTS or NOT_FOUND, whatever the counter.
         15 => format!("cas {k} 0 0 1 999999999999{noreply}\r\nz\r\n").into_bytes(),
         16 => {
-            let long = "k".repeat(250);
+            let long = format!("{}{}", rng.ns, "k".repeat(250 - rng.ns.len()));
             format!("set {long} 0 0 2\r\nhi\r\nget {long}\r\n").into_bytes()
         }
         _ => format!("incr {k} 1 noreply\r\nget {k}\r\n").into_bytes(),
@@ -191,8 +222,16 @@ fn redis_request(rng: &mut Rng) -> Vec<u8> {
         25 => resp(&[b"ZCOUNT", k, b"-inf", b"+inf"]),
         26 => resp(&[b"SADD", k, k2]),
         27 => resp(&[b"SCARD", k]),
-        28 => resp(&[b"SINTER", b"{t}a", b"{t}b"]),
-        29 => resp(&[b"RPOPLPUSH", b"{t}a", b"{t}b"]),
+        28 | 29 => {
+            let a = format!("{{{}t}}a", rng.ns);
+            let b = format!("{{{}t}}b", rng.ns);
+            let cmd: &[u8] = if rng.chance(50) {
+                b"SINTER"
+            } else {
+                b"RPOPLPUSH"
+            };
+            resp(&[cmd, a.as_bytes(), b.as_bytes()])
+        }
         30 => resp(&[b"EXPIRE", k, b"100"]),
         31 => resp(&[b"TYPE", k]),
         32 => resp(&[b"GETRANGE", k, b"0", &n(rng.range(0, 10))]),
@@ -204,7 +243,7 @@ fn redis_request(rng: &mut Rng) -> Vec<u8> {
         38 => resp(&[b"INCRBYFLOAT", k, b"0.5"]),
         39 => resp(&[b"EVAL", b"return {KEYS[1], ARGV[1], 3}", b"1", k, v]),
         40 => resp(&[b"PING"]),
-        _ => resp(&[b"GET", b"a\r\nb"]),
+        _ => resp(&[b"GET", format!("{}a\r\nb", rng.ns).as_bytes()]),
     }
 }
 
@@ -253,8 +292,11 @@ fn normalize_memcache(reply: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// nutcracker and rustcracker: (flavor, listen port, process).
+type Proxies = [(Flavor, u16, Proxy); 2];
+
 /// Both proxies over the same backends, `config(listen port)` each.
-fn proxies(config: impl Fn(u16) -> String) -> Option<[(Flavor, u16, Proxy); 2]> {
+fn proxies(config: impl Fn(u16) -> String) -> Option<Proxies> {
     if !nutcracker_bin().exists() {
         eprintln!("nutcracker is not installed: skipped");
         return None;
@@ -273,96 +315,203 @@ fn servers(ports: &[u16]) -> String {
         .collect()
 }
 
-#[test]
-fn memcache_random_pipelines_match_nutcracker() {
-    let backends = [Memcached::start(), Memcached::start()];
-    let ports = [backends[0].port, backends[1].port];
-    let Some(proxies) = proxies(|port| {
-        format!(
-            "p:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
-             timeout: 5000\n  servers:\n{}",
-            servers(&ports)
-        )
-    }) else {
-        return;
-    };
+/// A pipeline and the end of its reply: it stores a sentinel value first
+/// and reads it last, so the reply is known to be whole without waiting.
+struct Pipeline {
+    request: Vec<u8>,
+    sentinel: Vec<u8>,
+}
+
+fn memcache_pipeline(seed: u64, ns: &str) -> Pipeline {
+    let mut rng = Rng::new(seed, ns);
+    let token = format!("fin-{seed:05}");
+    let mut request = format!("set {ns}__end__ 0 0 9\r\n{token}\r\n").into_bytes();
+    for _ in 0..rng.range(1, 25) {
+        request.extend(memcache_request(&mut rng));
+    }
+    request.extend(format!("get {ns}__end__\r\n").into_bytes());
+    let sentinel = format!("VALUE {ns}__end__ 0 9\r\n{token}\r\nEND\r\n").into_bytes();
+    Pipeline { request, sentinel }
+}
+
+fn redis_pipeline(seed: u64, ns: &str) -> Pipeline {
+    let mut rng = Rng::new(1 << 32 | seed, ns);
+    let token = format!("fin-{seed:05}");
+    let end = format!("{ns}__end__");
+    let mut request = resp(&[b"SET", end.as_bytes(), token.as_bytes()]);
+    for _ in 0..rng.range(1, 25) {
+        request.extend(redis_request(&mut rng));
+    }
+    request.extend(resp(&[b"GET", end.as_bytes()]));
+    let sentinel = format!("$9\r\n{token}\r\n").into_bytes();
+    Pipeline { request, sentinel }
+}
+
+/// The backends of one protocol, and how to empty them.
+trait Backends {
+    fn flush(&self);
+}
+
+impl Backends for [Memcached; 2] {
+    fn flush(&self) {
+        for b in self {
+            assert_eq!(b.direct(b"flush_all\r\n", b"\r\n"), b"OK\r\n");
+        }
+    }
+}
+
+impl Backends for [Redis; 2] {
+    fn flush(&self) {
+        for b in self {
+            let flushed = redis_direct(b.port, &resp(&[b"FLUSHALL"]), b"\r\n");
+            assert_eq!(flushed, b"+OK\r\n");
+        }
+    }
+}
+
+/// Runs `pipeline` on a new connection to `port`; its whole reply.
+fn run(flavor: Flavor, port: u16, pipeline: &Pipeline) -> Vec<u8> {
+    let reply = exchange(port, pipeline.request.clone(), &pipeline.sentinel);
+    assert!(
+        reply.ends_with(&pipeline.sentinel),
+        "{flavor:?}: no sentinel\nrequest {}\nreply {}",
+        show(&pipeline.request),
+        show(&reply)
+    );
+    reply
+}
+
+/// Each pipeline alone through nutcracker and through rustcracker, the
+/// backends flushed before each: the same replies.
+fn one_at_a_time(
+    proxies: &Proxies,
+    backends: &impl Backends,
+    make: fn(u64, &str) -> Pipeline,
+    same: fn(&[u8], &[u8]) -> bool,
+) {
     for trial in 0..TRIALS {
-        // Each pipeline starts by storing a sentinel and ends reading it.
-        let sentinel = format!("VALUE __end__ 0 9\r\nfin-{trial:05}\r\nEND\r\n");
-        let mut rng = Rng(trial);
-        let mut request = format!("set __end__ 0 0 9\r\nfin-{trial:05}\r\n").into_bytes();
-        let count = rng.range(1, 25);
-        for _ in 0..count {
-            request.extend(memcache_request(&mut rng));
-        }
-        request.extend_from_slice(b"get __end__\r\n");
-        let mut replies = Vec::new();
-        for (flavor, port, _) in &proxies {
-            for b in &backends {
-                assert_eq!(b.direct(b"flush_all\r\n", b"\r\n"), b"OK\r\n");
-            }
-            let reply = exchange(*port, request.clone(), sentinel.as_bytes());
-            assert!(
-                reply.ends_with(sentinel.as_bytes()),
-                "trial {trial}, {flavor:?}: no sentinel\nrequest {}\nreply {}",
-                show(&request),
-                show(&reply)
-            );
-            replies.push(reply);
-        }
+        let pipeline = make(trial, "");
+        let replies: Vec<Vec<u8>> = proxies
+            .iter()
+            .map(|(flavor, port, _)| {
+                backends.flush();
+                run(*flavor, *port, &pipeline)
+            })
+            .collect();
         assert!(
-            normalize_memcache(&replies[0]) == normalize_memcache(&replies[1]),
+            same(&replies[0], &replies[1]),
             "trial {trial}\nrequest     {}\nnutcracker  {}\nrustcracker {}",
-            show(&request),
+            show(&pipeline.request),
             show(&replies[0]),
             show(&replies[1])
         );
     }
 }
 
-#[test]
-fn redis_random_pipelines_match_nutcracker() {
+/// Clients of one round, each in a key namespace of its own.
+const CLIENTS: u64 = 8;
+/// Rounds of [`CLIENTS`] pipelines.
+const ROUNDS: u64 = 40;
+
+/// Rounds of pipelines in disjoint key namespaces: each pipeline alone
+/// through nutcracker, then all of a round at once through rustcracker
+/// (its requests meet in the same server connections, combined gets and
+/// split multi-key requests interleaved): every client gets what it got
+/// alone.
+fn all_at_once(
+    proxies: &Proxies,
+    backends: &impl Backends,
+    make: fn(u64, &str) -> Pipeline,
+    same: fn(&[u8], &[u8]) -> bool,
+) {
+    let [(nutcracker, nc_port, _), (rustcracker, rc_port, _)] = proxies;
+    for round in 0..ROUNDS {
+        let pipelines: Vec<Pipeline> = (0..CLIENTS)
+            .map(|c| make(1000 + round * CLIENTS + c, &format!("c{c}:")))
+            .collect();
+        backends.flush();
+        let alone: Vec<Vec<u8>> = pipelines
+            .iter()
+            .map(|p| run(*nutcracker, *nc_port, p))
+            .collect();
+        backends.flush();
+        let together: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let clients: Vec<_> = pipelines
+                .iter()
+                .map(|p| scope.spawn(|| run(*rustcracker, *rc_port, p)))
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        for (c, pipeline) in pipelines.iter().enumerate() {
+            assert!(
+                same(&alone[c], &together[c]),
+                "round {round}, client {c}\nrequest               {}\nnutcracker, alone     {}\nrustcracker, together {}",
+                show(&pipeline.request),
+                show(&alone[c]),
+                show(&together[c])
+            );
+        }
+    }
+}
+
+fn memcache_setup() -> Option<([Memcached; 2], Proxies)> {
+    let backends = [Memcached::start(), Memcached::start()];
+    let ports = [backends[0].port, backends[1].port];
+    let proxies = proxies(|port| {
+        format!(
+            "p:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
+             timeout: 5000\n  servers:\n{}",
+            servers(&ports)
+        )
+    })?;
+    Some((backends, proxies))
+}
+
+fn redis_setup() -> Option<([Redis; 2], Proxies)> {
     let backends = [Redis::start(), Redis::start()];
     let ports = [backends[0].port, backends[1].port];
-    let Some(proxies) = proxies(|port| {
+    let proxies = proxies(|port| {
         format!(
             "p:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  \
              distribution: ketama\n  redis: true\n  timeout: 5000\n  servers:\n{}",
             servers(&ports)
         )
-    }) else {
-        return;
-    };
-    for trial in 0..TRIALS {
-        let token = format!("fin-{trial:05}");
-        let sentinel = format!("$9\r\n{token}\r\n");
-        let mut rng = Rng(1 << 32 | trial);
-        let mut request = resp(&[b"SET", b"__end__", token.as_bytes()]);
-        for _ in 0..rng.range(1, 25) {
-            request.extend(redis_request(&mut rng));
-        }
-        request.extend(resp(&[b"GET", b"__end__"]));
-        let mut replies = Vec::new();
-        for (flavor, port, _) in &proxies {
-            for b in &backends {
-                let flushed = redis_direct(b.port, &resp(&[b"FLUSHALL"]), b"\r\n");
-                assert_eq!(flushed, b"+OK\r\n");
-            }
-            let reply = exchange(*port, request.clone(), sentinel.as_bytes());
-            assert!(
-                reply.ends_with(sentinel.as_bytes()),
-                "trial {trial}, {flavor:?}: no sentinel\nrequest {}\nreply {}",
-                show(&request),
-                show(&reply)
-            );
-            replies.push(reply);
-        }
-        assert!(
-            replies[0] == replies[1],
-            "trial {trial}\nrequest     {}\nnutcracker  {}\nrustcracker {}",
-            show(&request),
-            show(&replies[0]),
-            show(&replies[1])
-        );
+    })?;
+    Some((backends, proxies))
+}
+
+fn same_memcache(a: &[u8], b: &[u8]) -> bool {
+    normalize_memcache(a) == normalize_memcache(b)
+}
+
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a == b
+}
+
+#[test]
+fn memcache_random_pipelines_match_nutcracker() {
+    if let Some((backends, proxies)) = memcache_setup() {
+        one_at_a_time(&proxies, &backends, memcache_pipeline, same_memcache);
+    }
+}
+
+#[test]
+fn redis_random_pipelines_match_nutcracker() {
+    if let Some((backends, proxies)) = redis_setup() {
+        one_at_a_time(&proxies, &backends, redis_pipeline, same_bytes);
+    }
+}
+
+#[test]
+fn memcache_concurrent_random_pipelines_each_get_their_own_replies() {
+    if let Some((backends, proxies)) = memcache_setup() {
+        all_at_once(&proxies, &backends, memcache_pipeline, same_memcache);
+    }
+}
+
+#[test]
+fn redis_concurrent_random_pipelines_each_get_their_own_replies() {
+    if let Some((backends, proxies)) = redis_setup() {
+        all_at_once(&proxies, &backends, redis_pipeline, same_bytes);
     }
 }
