@@ -140,6 +140,12 @@ fn cases() -> Vec<Case> {
         fixed("binary protocol closes", b"get foo\r\n\x80\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00foo", b"END\r\n"),
         fixed("delete with time", b"set foo 0 0 1\r\nx\r\ndelete foo 0\r\n", b"STORED\r\nDELETED\r\n"),
         fixed("version extra", b"version extra\r\n", b"VERSION <line>\r\n"),
+        // incr/decr/touch numbers go to memcached as written: it takes a sign and white space
+        // around them (nutcracker closes), and answers the rest itself.
+        fixed("touch with a plus", b"set foo 0 0 1\r\nx\r\ntouch foo +5\r\n", b"STORED\r\nTOUCHED\r\n"),
+        fixed("incr with a tab", b"set n 0 0 1\r\n1\r\nincr n \t2\r\ndecr n 1\t\r\n", b"STORED\r\n3\r\n2\r\n"),
+        fixed("incr bad delta", b"incr n abc\r\nincr n abc noreply\r\nget n\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\nEND\r\n"),
+        fixed("touch bad exptime", b"touch foo 1x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
         case("overwrite", b"set foo 0 0 1\r\nx\r\nset foo 0 0 2\r\nyz\r\nget foo\r\n", b"STORED\r\nSTORED\r\nVALUE foo 0 2\r\nyz\r\nEND\r\n"),
         case("delete then add", b"set foo 0 0 1\r\nx\r\ndelete foo\r\nadd foo 0 0 1\r\ny\r\nget foo\r\n", b"STORED\r\nDELETED\r\nSTORED\r\nVALUE foo 0 1\r\ny\r\nEND\r\n"),
         case("incr then get", b"set n 0 0 1\r\n5\r\nincr n 10\r\nget n\r\n", b"STORED\r\n15\r\nVALUE n 0 2\r\n15\r\nEND\r\n"),

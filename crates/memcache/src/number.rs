@@ -38,17 +38,6 @@ pub(crate) fn parse_i64(token: &[u8]) -> Option<i64> {
     }
 }
 
-/// nutcracker's rule for `incr`/`decr` deltas and `touch` exptime: an optional `-` followed by at
-/// least one digit, of any length. Range checks are left to memcached, whose reply to such a
-/// single-line command is always exactly one line, so forwarding cannot desynchronise anything.
-pub(crate) fn is_signed_digits(token: &[u8]) -> bool {
-    let digits = match token.split_first() {
-        Some((b'-', rest)) => rest,
-        _ => token,
-    };
-    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,14 +64,5 @@ mod tests {
         assert_eq!(parse_i64(b"-9223372036854775809"), None);
         assert_eq!(parse_i64(b"-"), None);
         assert_eq!(parse_i64(b"--1"), None);
-    }
-
-    #[test]
-    fn signed_digits() {
-        assert!(is_signed_digits(b"-1"));
-        assert!(is_signed_digits(b"99999999999999999999999"));
-        assert!(!is_signed_digits(b"-"));
-        assert!(!is_signed_digits(b"0notanint"));
-        assert!(!is_signed_digits(b""));
     }
 }

@@ -6,9 +6,7 @@ pub const ERROR: &[u8] = b"ERROR\r\n";
 pub const BAD_COMMAND_LINE: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
 /// A data block not terminated by `\r\n`.
 pub const BAD_DATA_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
-/// `incr`/`decr` with a delta that is not a number.
-pub const INVALID_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument\r\n";
-/// `touch`/`gat`/`gats` with an exptime that is not a number.
+/// `gat`/`gats` with an exptime that is not a number.
 pub const INVALID_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument\r\n";
 /// `delete` with a second argument other than `0` or `noreply`.
 pub const DELETE_USAGE: &[u8] =

@@ -306,7 +306,11 @@ fn invalid_requests() {
         (b"DELETE key\r\n", Inv(ERROR, false)),
         (b"gets\r\n", Inv(ERROR, false)),
         (b"incr\r\n", Inv(ERROR, false)),
-        (b"incr key 0notanint\r\n", Inv(reply::INVALID_DELTA, false)),
+        // A delta memcached rejects goes to it all the same (one line back, whatever it is).
+        (
+            b"incr key 0notanint\r\n",
+            Req(Command::Incr, &[b"key"], false),
+        ),
         (
             b"prepend key 0 600 5\r\nvalueextra\r\n",
             InvLen(BAD_CHUNK, true, 28),
@@ -369,14 +373,19 @@ fn invalid_requests() {
         ),
         (b"set k 0 0 3\r\nabcd\r\n", InvLen(BAD_CHUNK, true, 18)),
         // incr/decr/touch/delete errors: memcached's reply (none with noreply), connection kept.
-        (b"incr k abc\r\n", Inv(reply::INVALID_DELTA, false)),
-        (b"incr k abc noreply\r\n", Inv(NONE, false)),
+        (b"incr k abc\r\n", Req(Command::Incr, &[b"k"], false)),
+        (b"incr k abc noreply\r\n", Req(Command::Incr, &[b"k"], true)),
+        (b"incr k +1\r\n", Req(Command::Incr, &[b"k"], false)),
         (b"incr k 1 2 3\r\n", Inv(ERROR, false)),
         // A bare \n ends the line, as memcached frames it; the `\r\n` after it is an empty line.
         (b"incr k 1\n\r\n", ReqLen(Command::Incr, &[b"k"], false, 9)),
         (b"touch k\r\n", Inv(ERROR, false)),
-        (b"touch k abc\r\n", Inv(reply::INVALID_EXPTIME, false)),
-        (b"touch k abc noreply\r\n", Inv(NONE, false)),
+        (b"touch k abc\r\n", Req(Command::Touch, &[b"k"], false)),
+        (
+            b"touch k abc noreply\r\n",
+            Req(Command::Touch, &[b"k"], true),
+        ),
+        (b"touch k \t5\r\n", Req(Command::Touch, &[b"k"], false)),
         (b"delete\r\n", Inv(ERROR, false)),
         (b"delete foo 1\r\n", Inv(reply::DELETE_USAGE, false)),
         (b"delete foo bar\r\n", Inv(reply::DELETE_USAGE, false)),
