@@ -108,61 +108,72 @@ fn keys(rng: &mut Rng, lo: u64, hi: u64) -> Vec<Vec<u8>> {
     (0..rng.range(lo, hi)).map(|_| key(rng)).collect()
 }
 
+/// A command line: `words` joined by spaces, `noreply` last when asked for.
+fn line(words: &[&[u8]], noreply: bool) -> Vec<u8> {
+    let mut line = words.join(&b' ');
+    if noreply {
+        line.extend_from_slice(b" noreply");
+    }
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
 fn memcache_request(rng: &mut Rng) -> Vec<u8> {
     let k = key(rng);
-    let k = String::from_utf8_lossy(&k).into_owned();
-    let noreply = if rng.chance(15) { " noreply" } else { "" };
-    let storage = |rng: &mut Rng, cmd: &str, flags: u64| {
+    let k = k.as_slice();
+    let noreply = rng.chance(15);
+    let n = |x: u64| x.to_string().into_bytes();
+    let storage = |rng: &mut Rng, cmd: &[u8], flags: u64| {
         let v = value(rng);
-        let mut r = format!("{cmd} {k} {flags} 0 {}{noreply}\r\n", v.len()).into_bytes();
+        let mut r = line(&[cmd, k, &n(flags), b"0", &n(v.len() as u64)], noreply);
         r.extend_from_slice(&v);
         r.extend_from_slice(b"\r\n");
         r
     };
-    let get = |cmd: &str, keys: Vec<Vec<u8>>| {
-        let mut r = cmd.as_bytes().to_vec();
-        for k in keys {
-            r.push(b' ');
-            r.extend_from_slice(&k);
-        }
-        r.extend_from_slice(b"\r\n");
-        r
+    let retrieval = |rng: &mut Rng, cmd: &[u8], lo: u64, hi: u64| {
+        let keys = keys(rng, lo, hi);
+        let mut words: Vec<&[u8]> = vec![cmd];
+        words.extend(keys.iter().map(Vec::as_slice));
+        line(&words, false)
     };
     match rng.range(0, 17) {
         0 => {
             let flags = rng.range(0, 9);
-            storage(rng, "set", flags)
+            storage(rng, b"set", flags)
         }
-        1 => storage(rng, "add", 1),
-        2 => storage(rng, "replace", 2),
-        3 => storage(rng, "append", 0),
-        4 => storage(rng, "prepend", 0),
-        5 => {
-            let keys = keys(rng, 1, 12);
-            get("get", keys)
-        }
-        6 => {
-            let keys = keys(rng, 40, 120);
-            get("get", keys)
-        }
-        7 => {
-            let keys = keys(rng, 1, 5);
-            get("gets", keys)
-        }
-        8 => format!("get {k} {k}\r\n").into_bytes(),
-        9 => format!("incr {k} {}{noreply}\r\n", rng.range(0, 9)).into_bytes(),
-        10 => format!("decr {k} {}{noreply}\r\n", rng.range(0, 9)).into_bytes(),
-        11 => format!("incr {k} 18446744073709551615\r\n").into_bytes(),
-        12 => format!("delete {k}{noreply}\r\n").into_bytes(),
-        13 => format!("touch {k} 100{noreply}\r\n").into_bytes(),
-        14 => format!("set {k} 0 0 1\r\n7\r\n").into_bytes(),
+        1 => storage(rng, b"add", 1),
+        2 => storage(rng, b"replace", 2),
+        3 => storage(rng, b"append", 0),
+        4 => storage(rng, b"prepend", 0),
+        5 => retrieval(rng, b"get", 1, 12),
+        6 => retrieval(rng, b"get", 40, 120),
+        7 => retrieval(rng, b"gets", 1, 5),
+        8 => line(&[b"get", k, k], false),
+        9 => line(&[b"incr", k, &n(rng.range(0, 9))], noreply),
+        10 => line(&[b"decr", k, &n(rng.range(0, 9))], noreply),
+        11 => line(&[b"incr", k, b"18446744073709551615"], false),
+        12 => line(&[b"delete", k], noreply),
+        13 => line(&[b"touch", k, b"100"], noreply),
+        14 => [
+            line(&[b"set", k, b"0", b"0", b"1"], false),
+            b"7\r\n".to_vec(),
+        ]
+        .concat(),
         // A cas unique no item has: EXISTS or NOT_FOUND, whatever the counter.
-        15 => format!("cas {k} 0 0 1 999999999999{noreply}\r\nz\r\n").into_bytes(),
+        15 => {
+            let cas = line(&[b"cas", k, b"0", b"0", b"1", b"999999999999"], noreply);
+            [cas, b"z\r\n".to_vec()].concat()
+        }
         16 => {
             let long = format!("{}{}", rng.ns, "k".repeat(250 - rng.ns.len()));
-            format!("set {long} 0 0 2\r\nhi\r\nget {long}\r\n").into_bytes()
+            let long = long.as_bytes();
+            let set = line(&[b"set", long, b"0", b"0", b"2"], false);
+            [set, b"hi\r\n".to_vec(), line(&[b"get", long], false)].concat()
         }
-        _ => format!("incr {k} 1 noreply\r\nget {k}\r\n").into_bytes(),
+        _ => {
+            let incr = line(&[b"incr", k, b"1"], true);
+            [incr, line(&[b"get", k], false)].concat()
+        }
     }
 }
 
