@@ -505,7 +505,8 @@ impl Line<'_> {
             return invalid(self.line_len, reply::ERROR, false);
         }
         let noreply = self.noreply(args, 2);
-        let (Some(&key), Some(_)) = (args.first(), args.get(1)) else {
+        // The number (the 2nd token, there by the count above) is not looked at.
+        let Some(&key) = args.first() else {
             return invalid(self.line_len, reply::ERROR, false);
         };
         if key.1 - key.0 > MAX_KEY_LEN {

@@ -372,7 +372,8 @@ fn invalid_requests() {
             InvLen(NONE, true, 28),
         ),
         (b"set k 0 0 3\r\nabcd\r\n", InvLen(BAD_CHUNK, true, 18)),
-        // incr/decr/touch/delete errors: memcached's reply (none with noreply), connection kept.
+        // incr/decr/touch numbers go to memcached whatever they are (it answers in one line);
+        // other errors get memcached's reply locally (none with noreply), connection kept.
         (b"incr k abc\r\n", Req(Command::Incr, &[b"k"], false)),
         (b"incr k abc noreply\r\n", Req(Command::Incr, &[b"k"], true)),
         (b"incr k +1\r\n", Req(Command::Incr, &[b"k"], false)),
