@@ -261,7 +261,7 @@ fn redis_request(rng: &mut Rng) -> Vec<u8> {
 /// Sends `request` over a new connection (from a thread of its own: the
 /// replies can outgrow the socket buffers before the request is all sent)
 /// and reads until the reply ends with `until`.
-fn exchange(port: u16, request: Vec<u8>, until: &[u8]) -> Vec<u8> {
+fn exchange_until(port: u16, request: Vec<u8>, until: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut writer = s.try_clone().unwrap();
     let sent = std::thread::spawn(move || writer.write_all(&request));
@@ -336,12 +336,13 @@ struct Pipeline {
 fn memcache_pipeline(seed: u64, ns: &str) -> Pipeline {
     let mut rng = Rng::new(seed, ns);
     let token = format!("fin-{seed:05}");
-    let mut request = format!("set {ns}__end__ 0 0 9\r\n{token}\r\n").into_bytes();
+    let len = token.len();
+    let mut request = format!("set {ns}__end__ 0 0 {len}\r\n{token}\r\n").into_bytes();
     for _ in 0..rng.range(1, 25) {
         request.extend(memcache_request(&mut rng));
     }
     request.extend(format!("get {ns}__end__\r\n").into_bytes());
-    let sentinel = format!("VALUE {ns}__end__ 0 9\r\n{token}\r\nEND\r\n").into_bytes();
+    let sentinel = format!("VALUE {ns}__end__ 0 {len}\r\n{token}\r\nEND\r\n").into_bytes();
     Pipeline { request, sentinel }
 }
 
@@ -354,7 +355,7 @@ fn redis_pipeline(seed: u64, ns: &str) -> Pipeline {
         request.extend(redis_request(&mut rng));
     }
     request.extend(resp(&[b"GET", end.as_bytes()]));
-    let sentinel = format!("$9\r\n{token}\r\n").into_bytes();
+    let sentinel = format!("${}\r\n{token}\r\n", token.len()).into_bytes();
     Pipeline { request, sentinel }
 }
 
@@ -382,7 +383,7 @@ impl Backends for [Redis; 2] {
 
 /// Runs `pipeline` on a new connection to `port`; its whole reply.
 fn run(flavor: Flavor, port: u16, pipeline: &Pipeline) -> Vec<u8> {
-    let reply = exchange(port, pipeline.request.clone(), &pipeline.sentinel);
+    let reply = exchange_until(port, pipeline.request.clone(), &pipeline.sentinel);
     assert!(
         reply.ends_with(&pipeline.sentinel),
         "{flavor:?}: no sentinel\nrequest {}\nreply {}",
